@@ -1,0 +1,166 @@
+//! The whole command line in one place (clap derive). Values are validated here; sockets, keys
+//! and files are opened later by the subcommands themselves.
+
+use clap::{Args, Parser, Subcommand};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+/// Default TCP port the server listens on for clients.
+pub const DEFAULT_SERVER_PORT: u16 = 45000;
+/// Default UDP port clients listen on for start/stop announcements.
+pub const DEFAULT_CLIENT_PORT: u16 = 45001;
+/// Default key file path, relative to the working directory.
+pub const DEFAULT_KEYFILE: &str = "keyfile.key";
+
+/// proctor: watch an exam lab. A server announces a monitoring session; a client daemon on every
+/// lab PC connects back and streams new network flows and filesystem mounts until told to stop.
+#[derive(Parser, Debug)]
+#[command(name = "proctor", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Write a new random shared key (copy it to the server and every lab PC).
+    Keygen(KeygenArgs),
+    /// Run the invigilator's server: announce a session, receive and log every client's events.
+    Server(ServerArgs),
+    /// Run the lab-PC daemon (needs root): wait for a session, monitor, report, repeat.
+    Client(ClientArgs),
+    /// Print the network events the client would report for a capture file (pcap or pcapng).
+    Inspect(InspectArgs),
+    /// Internal: packet capture worker started by the client.
+    #[command(name = "__capture-worker", hide = true)]
+    CaptureWorker(CaptureWorkerArgs),
+    /// Internal: mount watcher worker started by the client.
+    #[command(name = "__mount-worker", hide = true)]
+    MountWorker,
+}
+
+/// `proctor keygen`.
+#[derive(Args, Debug)]
+pub struct KeygenArgs {
+    /// Where to write the key (file mode 0600).
+    #[arg(short = 'o', long = "output", default_value = DEFAULT_KEYFILE, value_name = "PATH")]
+    pub output: PathBuf,
+    /// Replace an existing real key (the shipped demo key is always replaced without asking).
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Options shared by server and client for the key.
+#[derive(Args, Debug, Clone)]
+pub struct KeyArgs {
+    /// The shared key file written by `proctor keygen` (must not be readable by group or others).
+    #[arg(short = 'k', long = "key", default_value = DEFAULT_KEYFILE, value_name = "KEYFILE")]
+    pub keyfile: PathBuf,
+    /// Accept the public demo key shipped with proctor. Only for trying it out: anyone can
+    /// forge announcements with that key.
+    #[arg(long)]
+    pub demo: bool,
+}
+
+/// `proctor server`.
+#[derive(Args, Debug)]
+pub struct ServerArgs {
+    /// TCP port to listen on for clients.
+    #[arg(short = 's', long = "server-port", default_value_t = DEFAULT_SERVER_PORT, value_name = "PORT")]
+    pub server_port: u16,
+    /// UDP port the clients listen on for announcements.
+    #[arg(short = 'c', long = "client-port", default_value_t = DEFAULT_CLIENT_PORT, value_name = "CLIENT_PORT")]
+    pub client_port: u16,
+    #[command(flatten)]
+    pub key: KeyArgs,
+    /// Directory for the log files; each session gets its own sub-directory.
+    #[arg(long = "logs", default_value = "server_logs", value_name = "DIR")]
+    pub logs: PathBuf,
+    /// Broadcast address for announcements (repeatable). Default: the broadcast address of every
+    /// up IPv4 interface.
+    #[arg(long = "broadcast", value_name = "ADDR")]
+    pub broadcast: Vec<Ipv4Addr>,
+    /// Seconds between re-announcements of a running session, so late clients join by themselves.
+    #[arg(long = "announce-every", default_value_t = 2.0, value_name = "SECS", value_parser = positive_secs)]
+    pub announce_every: f64,
+    /// Run without a window: start a session at once, print one line per event, stop on
+    /// SIGINT/SIGTERM.
+    #[arg(long)]
+    pub headless: bool,
+    /// Stop the session by itself after this many seconds (for scripts and tests).
+    #[arg(long = "stop-after", value_name = "SECS", value_parser = positive_secs)]
+    pub stop_after: Option<f64>,
+}
+
+/// `proctor client`.
+#[derive(Args, Debug)]
+pub struct ClientArgs {
+    /// UDP port to listen on for the server's announcements.
+    #[arg(short = 'p', long = "port", default_value_t = DEFAULT_CLIENT_PORT, value_name = "PORT")]
+    pub port: u16,
+    #[command(flatten)]
+    pub key: KeyArgs,
+    /// Interface to capture on (repeatable). Default: every up, non-loopback interface.
+    #[arg(short = 'i', long = "interface", value_name = "IFACE")]
+    pub interfaces: Vec<String>,
+    /// Report every selected packet instead of one line per flow (floods the log; the original
+    /// behaviour).
+    #[arg(long = "per-packet")]
+    pub per_packet: bool,
+    /// Seconds without packets after which a flow is reported as ended.
+    #[arg(long = "flow-idle", default_value_t = 30.0, value_name = "SECS", value_parser = positive_secs)]
+    pub flow_idle: f64,
+    /// Name to report instead of the machine's host name.
+    #[arg(long = "hostname", value_name = "NAME")]
+    pub hostname: Option<String>,
+}
+
+/// `proctor inspect`.
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    /// One line per selected packet instead of one line per flow.
+    #[arg(long = "per-packet")]
+    pub per_packet: bool,
+    /// One JSON object per line.
+    #[arg(long)]
+    pub json: bool,
+    /// Seconds without packets after which a flow is reported as ended.
+    #[arg(long = "flow-idle", default_value_t = 30.0, value_name = "SECS", value_parser = positive_secs)]
+    pub flow_idle: f64,
+    /// The capture file (pcap or pcapng).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+}
+
+/// Hidden `__capture-worker` arguments, passed by the client.
+#[derive(Args, Debug)]
+pub struct CaptureWorkerArgs {
+    /// Interfaces to capture on.
+    #[arg(long = "iface", required = true)]
+    pub ifaces: Vec<String>,
+    /// The server's stream endpoint, whose TCP traffic is proctor's own and never reported.
+    #[arg(long = "exclude-tcp")]
+    pub exclude_tcp: Vec<SocketAddr>,
+    /// UDP port of the announcements, never reported.
+    #[arg(long = "exclude-udp-port")]
+    pub exclude_udp_port: Vec<u16>,
+    /// One event per selected packet.
+    #[arg(long = "per-packet")]
+    pub per_packet: bool,
+    /// Flow idle timeout in seconds.
+    #[arg(long = "flow-idle", default_value_t = 30.0)]
+    pub flow_idle: f64,
+}
+
+fn positive_secs(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number of seconds"))?;
+    if v.is_finite() && v > 0.0 && v < 1e7 {
+        Ok(v)
+    } else {
+        Err(format!("'{s}' must be a positive number of seconds"))
+    }
+}

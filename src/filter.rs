@@ -1,0 +1,1 @@
+//! Packet decoding and the selection rule (pure; being written).

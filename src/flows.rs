@@ -1,0 +1,1 @@
+//! Per-flow reporting (pure; being written).

@@ -1,0 +1,28 @@
+//! proctor: watch an exam lab.
+//!
+//! # Layout
+//! - [`cli`]: the command line (clap), validated but not acted on.
+//! - [`keyfile`]: loading, checking and writing the shared key.
+//! - [`crypto`]: pure sealing/opening of announcements and stream frames, handshake proofs.
+//! - [`protocol`]: the wire formats: announcements, stream framing, messages, handshake.
+//! - [`event`]: what a client reports, and how text from outside is escaped.
+//! - [`filter`]: pure packet decoding and the selection rule; [`flows`]: per-flow reporting.
+//! - [`inspect`]: offline replay of a capture through the same decoder.
+//! - [`server`]: the headless core (poll loop, sessions, storage, registry) and its front ends.
+//! - [`client`]: the lab-PC daemon and its worker processes.
+//! - [`netif`], [`sys`], [`timefmt`]: small OS seams.
+
+pub mod cli;
+pub mod client;
+pub mod crypto;
+pub mod error;
+pub mod event;
+pub mod filter;
+pub mod flows;
+pub mod inspect;
+pub mod keyfile;
+pub mod netif;
+pub mod protocol;
+pub mod server;
+pub mod sys;
+pub mod timefmt;

@@ -1,0 +1,103 @@
+//! Small OS touch-points used by several subcommands: privilege checks, signals, worker
+//! lifetime. Each is a thin wrapper so the rest of the code stays free of `unsafe`.
+
+use std::io::Read;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// True when the process runs with effective user id 0 (needed for packet capture).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+static STOP_SIGNALLED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_stop_signal(_: libc::c_int) {
+    STOP_SIGNALLED.store(true, Ordering::SeqCst);
+}
+
+/// Makes SIGINT and SIGTERM set a flag instead of killing the process, so the caller can send
+/// its stop announcement and flush files first. Returns the flag. Blocking system calls are
+/// interrupted (no SA_RESTART), so poll loops notice at once.
+pub fn stop_on_signals() -> &'static AtomicBool {
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: installing an async-signal-safe handler (it only stores to an atomic).
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_stop_signal as *const () as usize;
+            libc::sigemptyset(&mut sa.sa_mask);
+            sa.sa_flags = 0;
+            libc::sigaction(sig, &sa, std::ptr::null_mut());
+        }
+    }
+    ignore_sigpipe();
+    &STOP_SIGNALLED
+}
+
+/// Writes to a closed socket or pipe must return EPIPE, not kill the process.
+pub fn ignore_sigpipe() {
+    // SAFETY: setting SIGPIPE's disposition to ignore is always valid.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+}
+
+/// For worker processes: ask the kernel to send SIGTERM when the parent dies (Linux), and exit
+/// at once if the parent is already gone. Workers also stop on stdin EOF (see
+/// [`stop_on_stdin_eof`]), which covers other systems.
+pub fn die_with_parent() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: prctl(PR_SET_PDEATHSIG) takes a signal number and has no memory effects.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+    }
+    // SAFETY: getppid cannot fail.
+    if unsafe { libc::getppid() } == 1 {
+        std::process::exit(0);
+    }
+}
+
+/// For worker processes: a flag that becomes true when stdin reaches end of file, i.e. when the
+/// parent closed the pipe (asking the worker to stop) or died. Also set by SIGINT/SIGTERM.
+pub fn stop_on_stdin_eof() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let f = flag.clone();
+    let signals = stop_on_signals();
+    std::thread::Builder::new()
+        .name("stdin-eof".into())
+        .spawn(move || {
+            let mut buf = [0u8; 64];
+            let mut stdin = std::io::stdin();
+            loop {
+                match stdin.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => continue,
+                }
+            }
+            f.store(true, Ordering::SeqCst);
+        })
+        .expect("spawn stdin watcher");
+    // Fold the signal flag into the returned flag from a tiny watcher, so callers check one.
+    let f2 = flag.clone();
+    std::thread::Builder::new()
+        .name("signal-watch".into())
+        .spawn(move || {
+            while !f2.load(Ordering::SeqCst) {
+                if signals.load(Ordering::SeqCst) {
+                    f2.store(true, Ordering::SeqCst);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        })
+        .expect("spawn signal watcher");
+    flag
+}
+
+/// The machine's host name, as the server will show it.
+pub fn host_name() -> String {
+    sysinfo::System::host_name()
+        .ok()
+        .filter(|h: &String| !h.is_empty())
+        .unwrap_or_else(|| "unknown-host".to_string())
+}

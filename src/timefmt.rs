@@ -1,0 +1,73 @@
+//! Wall-clock time as the log files show it: RFC 3339, UTC, millisecond precision.
+//!
+//! Hand-written (days-to-civil conversion) so that the format is fixed by this file and not by a
+//! dependency's defaults; every timestamp in the logs and on stdout goes through here.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Milliseconds since the Unix epoch, now. The single place that reads the wall clock for events.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Formats milliseconds since the epoch as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+pub fn rfc3339_ms(ms: u64) -> String {
+    let (date, secs_of_day) = split(ms / 1000);
+    format!(
+        "{}T{:02}:{:02}:{:02}.{:03}Z",
+        date,
+        secs_of_day / 3600,
+        (secs_of_day / 60) % 60,
+        secs_of_day % 60,
+        ms % 1000
+    )
+}
+
+/// Formats seconds since the epoch as `YYYY-MM-DDTHH-MM-SSZ`, safe as a directory name.
+pub fn dir_stamp(secs: u64) -> String {
+    let (date, s) = split(secs);
+    format!(
+        "{}T{:02}-{:02}-{:02}Z",
+        date,
+        s / 3600,
+        (s / 60) % 60,
+        s % 60
+    )
+}
+
+fn split(secs: u64) -> (String, u64) {
+    let days = (secs / 86_400) as i64;
+    let (y, m, d) = civil_from_days(days);
+    (format!("{y:04}-{m:02}-{d:02}"), secs % 86_400)
+}
+
+/// Howard Hinnant's `civil_from_days`: days since 1970-01-01 to (year, month, day).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_known_instants() {
+        assert_eq!(rfc3339_ms(0), "1970-01-01T00:00:00.000Z");
+        // 2000-02-29 (leap day) 12:34:56.789
+        assert_eq!(rfc3339_ms(951_827_696_789), "2000-02-29T12:34:56.789Z");
+        assert_eq!(rfc3339_ms(1_795_000_000_123), "2026-11-18T08:26:40.123Z");
+        assert_eq!(dir_stamp(951_827_696), "2000-02-29T12-34-56Z");
+    }
+}
