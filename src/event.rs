@@ -112,14 +112,13 @@ impl Event {
     }
 }
 
-/// Escapes control characters, backslashes and non-printing characters as `\xNN` / `\u{..}` so
+/// Escapes control characters and bidirectional/non-printing characters as `\xNN` / `\u{..}` so
 /// that text from a lab PC (host names, mount points, anything) is one safe line in a log file
 /// or a terminal. Printable Unicode is kept as it is.
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
-            '\\' => out.push_str("\\\\"),
             c if (c as u32) < 0x20 || c as u32 == 0x7f => {
                 out.push_str(&format!("\\x{:02x}", c as u32))
             }
@@ -147,8 +146,9 @@ pub fn escape_bytes(b: &[u8]) -> String {
     out
 }
 
-/// True when `s` is already in the form [`escape`] produces (no raw control characters), so
-/// text that passed through escaping once is not escaped twice.
+/// True when `s` is already in the form [`escape`] produces (no raw control characters).
+/// Escaping is idempotent on such text, so text escaped on the lab PC and again on the server
+/// reads the same.
 pub fn is_clean(s: &str) -> bool {
     !s.chars().any(|c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'))
 }
