@@ -10,7 +10,7 @@
 //! - [`inspect`]: offline replay of a capture through the same decoder.
 //! - [`server`]: the headless core (poll loop, sessions, storage, registry) and its front ends.
 //! - [`client`]: the lab-PC daemon and its worker processes.
-//! - [`netif`], [`sys`], [`timefmt`]: small OS seams.
+//! - [`netif`], [`poll`], [`sys`], [`timefmt`]: small OS seams.
 
 pub mod cli;
 pub mod client;
@@ -22,6 +22,7 @@ pub mod flows;
 pub mod inspect;
 pub mod keyfile;
 pub mod netif;
+pub mod poll;
 pub mod protocol;
 pub mod server;
 pub mod sys;

@@ -1,0 +1,548 @@
+//! The headless server core: one nonblocking poll(2) loop over the listening socket, every
+//! client connection and a wake-up socket. It runs sessions, checks handshakes, writes events to
+//! the log files, acknowledges them, and tells its front end (headless printer or GUI) what
+//! happened through [`Note`]s. Front ends drive it only through [`CoreHandle`] commands.
+
+use super::announcer::Announcer;
+use super::conn::{Conn, Input};
+use super::registry::{ClientRecord, Registry, SeqVerdict};
+use super::session::Session;
+use super::storage::{self, ClientId, HeaderInfo, LogStore};
+use crate::crypto::Key;
+use crate::error::{Error, Result};
+use crate::event::{EventKind, escape, escape_bytes};
+use crate::poll::{self, PollSet};
+use crate::protocol::SessionId;
+use crate::protocol::message::Message;
+use crate::timefmt::now_ms;
+use std::io::{ErrorKind, Read};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::time::{Duration, Instant};
+
+/// Settings of the core, derived from the command line.
+#[derive(Clone)]
+pub struct CoreConfig {
+    /// The shared key.
+    pub key: Key,
+    /// TCP port clients connect back to.
+    pub server_port: u16,
+    /// UDP port clients listen on for announcements.
+    pub client_port: u16,
+    /// Where announcements are sent.
+    pub broadcasts: Vec<Ipv4Addr>,
+    /// Root of the log directories.
+    pub logs: PathBuf,
+    /// Interval between re-announcements.
+    pub announce_every: Duration,
+    /// Silence after which a client is marked lost.
+    pub lost_after: Duration,
+    /// Interval between heartbeats to each client.
+    pub heartbeat_every: Duration,
+    /// Time a connection has to complete its handshake (slow or silent peers are dropped).
+    pub handshake_timeout: Duration,
+    /// How long a stop waits for clients to deliver their last events and say bye.
+    pub stop_grace: Duration,
+    /// Most simultaneous connections; beyond it new ones are closed at once.
+    pub max_conns: usize,
+}
+
+impl CoreConfig {
+    /// Defaults for everything but key, ports, targets and log root.
+    pub fn new(key: Key, server_port: u16, client_port: u16, broadcasts: Vec<Ipv4Addr>, logs: PathBuf) -> Self {
+        CoreConfig {
+            key,
+            server_port,
+            client_port,
+            broadcasts,
+            logs,
+            announce_every: Duration::from_secs(2),
+            lost_after: Duration::from_secs(3),
+            heartbeat_every: Duration::from_millis(1000),
+            handshake_timeout: Duration::from_secs(5),
+            stop_grace: Duration::from_secs(5),
+            max_conns: 4096,
+        }
+    }
+}
+
+/// What the front end asks the core to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// Start a new monitoring session (ignored if one is running).
+    StartSession,
+    /// Stop the running session: announce stop, collect last events, close files.
+    StopSession,
+    /// Stop the session if one runs, then leave the loop.
+    Shutdown,
+}
+
+/// What the core tells its front end. Sent in order from the poll thread.
+#[derive(Debug, Clone)]
+pub enum Note {
+    /// A session began; its files go to `dir`.
+    SessionStarted { id: SessionId, dir: PathBuf, started_ms: u64 },
+    /// Stop was requested; waiting for clients' last events.
+    SessionStopping { id: SessionId },
+    /// The session is over and its files are closed.
+    SessionStopped { id: SessionId, dir: PathBuf },
+    /// A client completed the handshake (again, if `reconnect_gap_ms` is set).
+    ClientConnected { client: ClientRecord, reconnect_gap_ms: Option<u64>, restarted: bool },
+    /// A client went silent or its connection broke.
+    ClientLost { client: ClientRecord, reason: String },
+    /// A client finished the session cleanly.
+    ClientStopped { client: ClientRecord },
+    /// An event was written to a client's file.
+    Event { client: ClientRecord, seq: u64, ts_ms: u64, kind: EventKind, detail: String },
+    /// Something the invigilator should know (write failures, gaps, send errors).
+    Warning(String),
+    /// A connection or frame was refused (bad key, wrong session, garbage, timeout).
+    Rejected { peer: SocketAddr, reason: String },
+    /// The loop has ended; nothing more will follow.
+    Exited,
+}
+
+/// The front end's side: sends commands and wakes the loop.
+#[derive(Clone)]
+pub struct CoreHandle {
+    tx: Sender<Command>,
+    wake: std::sync::Arc<UnixStream>,
+}
+
+impl CoreHandle {
+    /// Queues a command and wakes the poll loop.
+    pub fn send(&self, cmd: Command) {
+        if self.tx.send(cmd).is_ok() {
+            let _ = (&*self.wake).write_wake();
+        }
+    }
+}
+
+trait WriteWake {
+    fn write_wake(self) -> std::io::Result<usize>;
+}
+
+impl WriteWake for &UnixStream {
+    fn write_wake(self) -> std::io::Result<usize> {
+        use std::io::Write;
+        let mut s = self;
+        s.write(&[1])
+    }
+}
+
+struct Active {
+    session: Session,
+    store: LogStore,
+    registry: Registry,
+    announcer: Option<Announcer>,
+    announcer_stopping: Option<std::thread::JoinHandle<()>>,
+    stopping_until: Option<Instant>,
+}
+
+/// Counters of refused input, for the status bar and tests.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Counters {
+    /// Connections closed for a failed handshake, bad frame or timeout.
+    pub rejected: u64,
+    /// Events written to files.
+    pub events: u64,
+}
+
+/// The server core. Build it with [`ServerCore::bind`], then call [`ServerCore::run`] on the
+/// thread that should own the loop.
+pub struct ServerCore {
+    cfg: CoreConfig,
+    listener: TcpListener,
+    wake_rx: UnixStream,
+    cmds: Receiver<Command>,
+    warn_tx: Sender<String>,
+    warn_rx: Receiver<String>,
+    conns: Vec<Conn>,
+    active: Option<Active>,
+    sink: Box<dyn FnMut(Note) + Send>,
+    shutdown: bool,
+    counters: Counters,
+}
+
+impl ServerCore {
+    /// Binds the listening socket (a port in use is reported here, before any session).
+    pub fn bind(cfg: CoreConfig, sink: Box<dyn FnMut(Note) + Send>) -> Result<(ServerCore, CoreHandle)> {
+        let addr = SocketAddr::from(([0, 0, 0, 0], cfg.server_port));
+        let listener = TcpListener::bind(addr).map_err(|e| Error::io(format!("cannot listen on TCP port {}", cfg.server_port), e))?;
+        listener.set_nonblocking(true).map_err(|e| Error::io("listener", e))?;
+        let (wake_tx, wake_rx) = UnixStream::pair().map_err(|e| Error::io("wake-up socket", e))?;
+        wake_rx.set_nonblocking(true).map_err(|e| Error::io("wake-up socket", e))?;
+        wake_tx.set_nonblocking(true).map_err(|e| Error::io("wake-up socket", e))?;
+        let (tx, cmds) = mpsc::channel();
+        let (warn_tx, warn_rx) = mpsc::channel();
+        let core = ServerCore {
+            cfg,
+            listener,
+            wake_rx,
+            cmds,
+            warn_tx,
+            warn_rx,
+            conns: Vec::new(),
+            active: None,
+            sink,
+            shutdown: false,
+            counters: Counters::default(),
+        };
+        Ok((core, CoreHandle { tx, wake: std::sync::Arc::new(wake_tx) }))
+    }
+
+    /// The address actually bound (useful when the port was 0).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Runs the loop until a [`Command::Shutdown`] has been carried out.
+    pub fn run(mut self) -> Result<()> {
+        let mut set = PollSet::new();
+        loop {
+            set.clear();
+            let wake_i = set.push(self.wake_rx.as_raw_fd(), poll::IN);
+            let listen_i = set.push(self.listener.as_raw_fd(), poll::IN);
+            let first_conn = listen_i + 1;
+            for c in &self.conns {
+                set.push(c.fd(), if c.wants_write() { poll::IN | poll::OUT } else { poll::IN });
+            }
+            set.wait(Duration::from_millis(100)).map_err(|e| Error::io("poll", e))?;
+            let now = Instant::now();
+            if set.revents(wake_i) != 0 {
+                let mut buf = [0u8; 64];
+                while matches!((&self.wake_rx).read(&mut buf), Ok(n) if n > 0) {}
+            }
+            while let Ok(cmd) = self.cmds.try_recv() {
+                self.command(cmd, now);
+            }
+            if set.revents(listen_i) != 0 {
+                self.accept_all(now);
+            }
+            for i in 0..self.conns.len() {
+                let rev = set.revents(first_conn + i);
+                if rev != 0 {
+                    self.service(i, rev, now);
+                }
+            }
+            self.commit_writes();
+            self.timers(now);
+            for c in self.conns.iter_mut() {
+                c.write_out();
+            }
+            self.reap(now);
+            while let Ok(w) = self.warn_rx.try_recv() {
+                (self.sink)(Note::Warning(w));
+            }
+            if self.maybe_finish_stop(now) && self.shutdown {
+                break;
+            }
+            if self.shutdown && self.active.is_none() {
+                break;
+            }
+        }
+        (self.sink)(Note::Exited);
+        Ok(())
+    }
+
+    fn command(&mut self, cmd: Command, now: Instant) {
+        match cmd {
+            Command::StartSession => {
+                if self.active.is_none() {
+                    if let Err(e) = self.start_session() {
+                        (self.sink)(Note::Warning(format!("cannot start session: {e}")));
+                    }
+                }
+            }
+            Command::StopSession => self.begin_stop(now),
+            Command::Shutdown => {
+                self.shutdown = true;
+                self.begin_stop(now);
+            }
+        }
+    }
+
+    fn start_session(&mut self) -> std::io::Result<()> {
+        let id = SessionId::random();
+        let started_ms = now_ms();
+        let session = Session::create(&self.cfg.logs, id, started_ms)?;
+        let header = HeaderInfo { session: id.hex(), started_ms, key_fingerprint: self.cfg.key.fingerprint() };
+        let targets: Vec<SocketAddrV4> =
+            self.cfg.broadcasts.iter().map(|b| SocketAddrV4::new(*b, self.cfg.client_port)).collect();
+        let announcer = Announcer::spawn(
+            self.cfg.key.clone(),
+            targets,
+            self.cfg.server_port,
+            id,
+            self.cfg.announce_every,
+            self.warn_tx.clone(),
+        )?;
+        let dir = session.dir.clone();
+        self.active = Some(Active {
+            store: LogStore::new(&dir, header),
+            session,
+            registry: Registry::new(),
+            announcer: Some(announcer),
+            announcer_stopping: None,
+            stopping_until: None,
+        });
+        (self.sink)(Note::SessionStarted { id, dir, started_ms });
+        Ok(())
+    }
+
+    fn begin_stop(&mut self, now: Instant) {
+        let Some(a) = self.active.as_mut() else { return };
+        if a.stopping_until.is_some() {
+            return;
+        }
+        a.stopping_until = Some(now + self.cfg.stop_grace);
+        if let Some(ann) = a.announcer.take() {
+            // The thread sends the stop datagrams while we keep serving; joined at the end.
+            a.announcer_stopping = Some(ann.stop());
+        }
+        let id = a.session.id;
+        for c in self.conns.iter_mut() {
+            if c.client().is_some() {
+                c.send(&Message::Stop);
+            }
+        }
+        (self.sink)(Note::SessionStopping { id });
+    }
+
+    /// Ends a stopping session once every client said bye or the grace time ran out.
+    fn maybe_finish_stop(&mut self, now: Instant) -> bool {
+        let Some(a) = self.active.as_ref() else { return false };
+        let Some(until) = a.stopping_until else { return false };
+        let anyone_left = self.conns.iter().any(|c| c.client().is_some());
+        if anyone_left && now < until {
+            return false;
+        }
+        let mut a = self.active.take().expect("checked above");
+        let t = now_ms();
+        for c in self.conns.iter_mut() {
+            if let Some(id) = c.client().cloned() {
+                let _ = a.store.append(&id, &storage::server_line(t, "warning", "session stopped before this client said bye"));
+                a.registry.mark_lost(&id, t);
+            }
+            c.close();
+        }
+        for rec in a.registry.snapshot() {
+            let _ = a.store.append(&rec.id, &storage::server_line(t, "server", "session stopped"));
+        }
+        a.store.sync_all();
+        if let Some(t) = a.announcer_stopping.take() {
+            let _ = t.join();
+        }
+        (self.sink)(Note::SessionStopped { id: a.session.id, dir: a.session.dir.clone() });
+        true
+    }
+
+    fn accept_all(&mut self, now: Instant) {
+        for _ in 0..256 {
+            match self.listener.accept() {
+                Ok((stream, peer)) => {
+                    if self.conns.len() >= self.cfg.max_conns {
+                        self.counters.rejected += 1;
+                        (self.sink)(Note::Rejected { peer, reason: "too many connections".into() });
+                        continue;
+                    }
+                    match Conn::new(stream, peer, now + self.cfg.handshake_timeout) {
+                        Ok(c) => self.conns.push(c),
+                        Err(e) => (self.sink)(Note::Warning(format!("cannot set up connection from {peer}: {e}"))),
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // EMFILE and friends: report and try again on the next round.
+                    (self.sink)(Note::Warning(format!("accept failed: {e}")));
+                    break;
+                }
+            }
+        }
+    }
+
+    fn service(&mut self, i: usize, rev: i16, now: Instant) {
+        if rev & poll::OUT != 0 {
+            self.conns[i].write_out();
+        }
+        if rev & (poll::IN | poll::ERR_OR_HUP) == 0 {
+            return;
+        }
+        let session = self.active.as_ref().map(|a| a.session.id);
+        let inputs = self.conns[i].read_in(&self.cfg.key, session, now);
+        for input in inputs {
+            self.handle_input(i, input, now);
+        }
+    }
+
+    fn handle_input(&mut self, i: usize, input: Input, now: Instant) {
+        let t = now_ms();
+        match input {
+            Input::Refused(reason) => {
+                self.counters.rejected += 1;
+                let peer = self.conns[i].peer();
+                (self.sink)(Note::Rejected { peer, reason });
+            }
+            Input::Hello { hostname, instance, version } => self.hello(i, hostname, instance, version, now),
+            Input::Message(msg) => {
+                let Some(id) = self.conns[i].client().cloned() else { return };
+                let Some(a) = self.active.as_mut() else { return };
+                match msg {
+                    Message::Event { seq, ts_ms, kind, detail } => {
+                        let detail = escape_bytes(&detail);
+                        match a.registry.accept(&id, seq, kind, &detail, t) {
+                            SeqVerdict::Duplicate => return,
+                            SeqVerdict::Gap { from, to } => {
+                                let text = format!("events {from} to {to} never arrived from this client");
+                                let _ = a.store.append(&id, &storage::server_line(t, "warning", &text));
+                                (self.sink)(Note::Warning(format!("{id}: {text}")));
+                            }
+                            SeqVerdict::InOrder => {}
+                        }
+                        let line = storage::event_line(ts_ms, seq, kind, &detail);
+                        if let Err(e) = a.store.append(&id, &line) {
+                            a.registry.rollback(&id);
+                            (self.sink)(Note::Warning(format!("cannot open log for {id}: {e}")));
+                            self.conns[i].close();
+                            return;
+                        }
+                        self.conns[i].note_pending(seq, ts_ms, kind, detail);
+                    }
+                    Message::Heartbeat => a.registry.touch(&id, t),
+                    Message::Bye { last_seq } => {
+                        let text = format!("client finished the session (last event {last_seq})");
+                        let _ = a.store.append(&id, &storage::server_line(t, "server", &text));
+                        self.conns[i].said_bye();
+                    }
+                    Message::Ack { .. } | Message::Welcome { .. } | Message::Stop => {
+                        self.counters.rejected += 1;
+                        let peer = self.conns[i].peer();
+                        (self.sink)(Note::Rejected { peer, reason: "client sent a server-only message".into() });
+                        self.conns[i].close();
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    fn hello(&mut self, i: usize, hostname: Vec<u8>, instance: [u8; 16], version: Vec<u8>, now: Instant) {
+        let t = now_ms();
+        let peer = self.conns[i].peer();
+        let Some(a) = self.active.as_mut() else {
+            self.conns[i].close();
+            return;
+        };
+        let mut host = escape_bytes(&hostname);
+        if host.is_empty() {
+            host = "unnamed".into();
+        }
+        let id = ClientId { host, addr: peer.ip() };
+        // A newer connection of the same client replaces an older one (e.g. after a cable pull
+        // the server had not noticed yet).
+        for (j, c) in self.conns.iter_mut().enumerate() {
+            if j != i && c.client() == Some(&id) {
+                c.supersede();
+            }
+        }
+        let join = a.registry.join(&id, instance, t);
+        let text = match (join.restarted, join.gap_ms) {
+            (true, _) => format!("client restarted (new process) and reconnected from {peer}; its numbering starts again at 1"),
+            (false, Some(g)) => format!("reconnected from {peer} after a gap of {:.1} s", g as f64 / 1000.0),
+            (false, None) if join.reconnect => format!("reconnected from {peer}"),
+            _ => format!("connected from {peer}, proctor {}", escape(&String::from_utf8_lossy(&version))),
+        };
+        if let Err(e) = a.store.append(&id, &storage::server_line(t, "server", &text)) {
+            (self.sink)(Note::Warning(format!("cannot create log for {id}: {e}")));
+            self.conns[i].close();
+            return;
+        }
+        self.conns[i].establish(id.clone(), join.next_seq, now);
+        if a.stopping_until.is_some() {
+            self.conns[i].send(&Message::Stop);
+        }
+        let rec = a.registry.get(&id).cloned().expect("just joined");
+        (self.sink)(Note::ClientConnected { client: rec, reconnect_gap_ms: join.gap_ms, restarted: join.restarted });
+    }
+
+    /// Writes every queued line, then acknowledges what reached the files.
+    fn commit_writes(&mut self) {
+        let Some(a) = self.active.as_mut() else { return };
+        let failed = a.store.flush_all();
+        for (id, e) in &failed {
+            a.registry.rollback(id);
+            (self.sink)(Note::Warning(format!(
+                "cannot write log for {id}: {e}; its events stay unacknowledged on the client and will be resent"
+            )));
+        }
+        for c in self.conns.iter_mut() {
+            let Some(id) = c.client().cloned() else { continue };
+            let pending = c.take_pending();
+            if failed.iter().any(|(f, _)| *f == id) {
+                c.close();
+                continue;
+            }
+            if pending.is_empty() {
+                continue;
+            }
+            let acked = a.registry.commit(&id);
+            self.counters.events += pending.len() as u64;
+            let rec = a.registry.get(&id).cloned();
+            if let Some(rec) = rec {
+                for p in pending {
+                    (self.sink)(Note::Event { client: rec.clone(), seq: p.seq, ts_ms: p.ts_ms, kind: p.kind, detail: p.detail });
+                }
+            }
+            c.send(&Message::Ack { seq: acked });
+        }
+    }
+
+    fn timers(&mut self, now: Instant) {
+        for c in self.conns.iter_mut() {
+            if c.handshake_expired(now) {
+                self.counters.rejected += 1;
+                (self.sink)(Note::Rejected { peer: c.peer(), reason: "handshake not completed in time".into() });
+                c.close();
+            } else if c.client().is_some() {
+                if c.silent_for(now) >= self.cfg.lost_after {
+                    c.lose(format!("no data for {:.1} s", self.cfg.lost_after.as_secs_f64()));
+                } else if c.idle_tx_for(now) >= self.cfg.heartbeat_every {
+                    c.send(&Message::Heartbeat);
+                }
+            }
+        }
+    }
+
+    /// Removes closed connections, marking clients lost or stopped.
+    fn reap(&mut self, _now: Instant) {
+        let t = now_ms();
+        let mut i = 0;
+        while i < self.conns.len() {
+            if !self.conns[i].is_closed() {
+                i += 1;
+                continue;
+            }
+            let c = self.conns.swap_remove(i);
+            let (Some(id), Some(a)) = (c.client().cloned(), self.active.as_mut()) else { continue };
+            if c.bye() {
+                a.registry.mark_stopped(&id);
+                if let Some(rec) = a.registry.get(&id).cloned() {
+                    (self.sink)(Note::ClientStopped { client: rec });
+                }
+            } else if c.superseded() {
+                continue;
+            } else if a.registry.mark_lost(&id, t) {
+                let reason = c.lost_reason().unwrap_or("connection closed without goodbye").to_string();
+                let _ = a.store.append(&id, &storage::server_line(t, "warning", &format!("connection lost: {reason}")));
+                let _ = a.store.flush(&id);
+                if let Some(rec) = a.registry.get(&id).cloned() {
+                    (self.sink)(Note::ClientLost { client: rec, reason });
+                }
+            }
+        }
+    }
+}

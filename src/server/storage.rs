@@ -1,0 +1,204 @@
+//! The evidence files: one append-only log per client per session, written in batches and
+//! flushed to the operating system before the client's events are acknowledged, so a file can
+//! be followed with `tail -f` during the session and an acknowledged event is never lost when
+//! the server process dies.
+//!
+//! Lines are `<RFC 3339 time> seq=<n> <kind> <detail>`; lines the server itself adds (connect,
+//! lost, gaps) have `seq=-` and kind `server` or `warning`.
+
+use crate::event::EventKind;
+use crate::timefmt;
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{Seek, Write};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+/// Identity of a client within a session: host name (as it reported it, escaped) and address.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClientId {
+    /// Escaped host name reported by the client.
+    pub host: String,
+    /// The client's address as seen by the server.
+    pub addr: IpAddr,
+}
+
+impl std::fmt::Display for ClientId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.host, self.addr)
+    }
+}
+
+/// What goes in every file's header besides the client's identity.
+#[derive(Debug, Clone)]
+pub struct HeaderInfo {
+    /// Session id in hex.
+    pub session: String,
+    /// Session start, milliseconds since the epoch.
+    pub started_ms: u64,
+    /// Fingerprint of the shared key.
+    pub key_fingerprint: String,
+}
+
+/// Turns a host name into a safe file-name component: ASCII letters, digits, `.`, `-`, `_`
+/// kept, everything else `_`, at most 64 characters, never empty or a dot name.
+pub fn file_stem(host: &str) -> String {
+    let mut s: String = host
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') { c } else { '_' })
+        .take(64)
+        .collect();
+    if s.is_empty() || s.chars().all(|c| c == '.') {
+        s = format!("host{}", s.len());
+    }
+    s
+}
+
+/// Formats an event line.
+pub fn event_line(ts_ms: u64, seq: u64, kind: EventKind, detail: &str) -> String {
+    format!("{} seq={} {} {}\n", timefmt::rfc3339_ms(ts_ms), seq, kind, detail)
+}
+
+/// Formats a line the server adds on its own (`kind` is `server` or `warning`).
+pub fn server_line(now_ms: u64, kind: &str, text: &str) -> String {
+    format!("{} seq=- {} {}\n", timefmt::rfc3339_ms(now_ms), kind, text)
+}
+
+struct LogFile {
+    path: PathBuf,
+    file: File,
+    pending: Vec<u8>,
+}
+
+/// All open log files of one session.
+pub struct LogStore {
+    dir: PathBuf,
+    header: HeaderInfo,
+    files: HashMap<ClientId, LogFile>,
+}
+
+impl LogStore {
+    /// A store writing into the session directory `dir`.
+    pub fn new(dir: &Path, header: HeaderInfo) -> Self {
+        LogStore { dir: dir.to_path_buf(), header, files: HashMap::new() }
+    }
+
+    /// The session directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Path of the client's file (created with its header on first use).
+    pub fn open(&mut self, id: &ClientId) -> std::io::Result<PathBuf> {
+        if let Some(f) = self.files.get(id) {
+            return Ok(f.path.clone());
+        }
+        let path = self.dir.join(format!("{}_{}.log", file_stem(&id.host), id.addr));
+        let mut file = OpenOptions::new().create(true).append(true).open(&path)?;
+        if file.metadata()?.len() == 0 {
+            let h = &self.header;
+            let text = format!(
+                "# proctor log\n# session: {} started {}\n# host: {} address: {}\n# key fingerprint: {}\n# proctor version: {}\n",
+                h.session,
+                timefmt::rfc3339_ms(h.started_ms),
+                id.host,
+                id.addr,
+                h.key_fingerprint,
+                env!("CARGO_PKG_VERSION")
+            );
+            file.write_all(text.as_bytes())?;
+        }
+        self.files.insert(id.clone(), LogFile { path: path.clone(), file, pending: Vec::new() });
+        Ok(path)
+    }
+
+    /// Queues a line for the client's file; it reaches the file at the next [`LogStore::flush`].
+    pub fn append(&mut self, id: &ClientId, line: &str) -> std::io::Result<()> {
+        self.open(id)?;
+        if let Some(f) = self.files.get_mut(id) {
+            f.pending.extend_from_slice(line.as_bytes());
+        }
+        Ok(())
+    }
+
+    /// Writes one client's queued lines. On failure (e.g. disk full) the file is cut back to
+    /// its previous length, so it never holds half a batch, and the caller must not acknowledge.
+    pub fn flush(&mut self, id: &ClientId) -> std::io::Result<()> {
+        let Some(f) = self.files.get_mut(id) else { return Ok(()) };
+        if f.pending.is_empty() {
+            return Ok(());
+        }
+        let before = f.file.seek(std::io::SeekFrom::End(0))?;
+        match f.file.write_all(&f.pending).and_then(|_| f.file.flush()) {
+            Ok(()) => {
+                f.pending.clear();
+                Ok(())
+            }
+            Err(e) => {
+                f.pending.clear();
+                let _ = f.file.set_len(before);
+                Err(e)
+            }
+        }
+    }
+
+    /// Discards a client's queued lines without writing them (after a failed flush the caller
+    /// re-queues what it still wants).
+    pub fn discard(&mut self, id: &ClientId) {
+        if let Some(f) = self.files.get_mut(id) {
+            f.pending.clear();
+        }
+    }
+
+    /// Writes every client's queued lines, returning the clients whose write failed.
+    pub fn flush_all(&mut self) -> Vec<(ClientId, std::io::Error)> {
+        let ids: Vec<ClientId> = self.files.keys().cloned().collect();
+        ids.into_iter().filter_map(|id| self.flush(&id).err().map(|e| (id, e))).collect()
+    }
+
+    /// Flushes and forces every file to stable storage (end of session).
+    pub fn sync_all(&mut self) {
+        let _ = self.flush_all();
+        for f in self.files.values() {
+            let _ = f.file.sync_all();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_stems_are_safe() {
+        assert_eq!(file_stem("pc-01.lab"), "pc-01.lab");
+        assert_eq!(file_stem("../../etc/passwd"), ".._.._etc_passwd");
+        assert_eq!(file_stem(".."), "host2");
+        assert_eq!(file_stem(""), "host0");
+        assert_eq!(file_stem(&"x".repeat(300)).len(), 64);
+        assert_eq!(file_stem("a b\\x1b"), "a_b_x1b");
+    }
+
+    #[test]
+    fn lines_reach_the_file_only_on_flush_with_header_once() {
+        let dir = std::env::temp_dir().join(format!("proctor-storage-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let h = HeaderInfo { session: "abcd".into(), started_ms: 0, key_fingerprint: "ff".into() };
+        let id = ClientId { host: "pc1".into(), addr: "127.0.0.1".parse().unwrap() };
+        let mut s = LogStore::new(&dir, h.clone());
+        s.append(&id, &event_line(1000, 1, EventKind::Net, "new udp a -> b")).unwrap();
+        let path = s.open(&id).unwrap();
+        assert!(!std::fs::read_to_string(&path).unwrap().contains("seq=1"));
+        s.flush(&id).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with("# proctor log\n# session: abcd"));
+        assert!(text.ends_with("1970-01-01T00:00:01.000Z seq=1 net new udp a -> b\n"));
+        // A second store on the same file (server restarted) appends without a second header.
+        let mut s2 = LogStore::new(&dir, h);
+        s2.append(&id, &server_line(0, "server", "again")).unwrap();
+        s2.flush(&id).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.matches("# proctor log").count(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
