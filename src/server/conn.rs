@@ -105,9 +105,14 @@ impl Conn {
         self.peer
     }
 
-    /// The client, once it has said hello.
+    /// The client, once it has said hello, while the connection is open.
     pub fn client(&self) -> Option<&ClientId> {
-        if self.closed { None } else { self.client.as_ref() }
+        if self.is_closed() { None } else { self.client.as_ref() }
+    }
+
+    /// The client this connection belonged to, even after it closed.
+    pub fn identity(&self) -> Option<&ClientId> {
+        self.client.as_ref()
     }
 
     /// Unsent output is waiting.

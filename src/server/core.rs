@@ -389,7 +389,7 @@ impl ServerCore {
             }
             Input::Hello { hostname, instance, version } => self.hello(i, hostname, instance, version, now),
             Input::Message(msg) => {
-                let Some(id) = self.conns[i].client().cloned() else { return };
+                let Some(id) = self.conns[i].identity().cloned() else { return };
                 let Some(a) = self.active.as_mut() else { return };
                 match msg {
                     Message::Event { seq, ts_ms, kind, detail } => {
@@ -527,7 +527,7 @@ impl ServerCore {
                 continue;
             }
             let c = self.conns.swap_remove(i);
-            let (Some(id), Some(a)) = (c.client().cloned(), self.active.as_mut()) else { continue };
+            let (Some(id), Some(a)) = (c.identity().cloned(), self.active.as_mut()) else { continue };
             if c.bye() {
                 a.registry.mark_stopped(&id);
                 if let Some(rec) = a.registry.get(&id).cloned() {
