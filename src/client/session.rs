@@ -122,10 +122,10 @@ pub fn run(
                 }
             }
         }
-        if let Some(i) = link_i {
-            if set.revents(i) != 0 {
-                run.service_link(now);
-            }
+        if let Some(i) = link_i
+            && set.revents(i) != 0
+        {
+            run.service_link(now);
         }
         for i in 0..run.workers.len() {
             if set.revents(first_worker + i) != 0 {
@@ -134,10 +134,10 @@ pub fn run(
         }
         run.restart_dead_workers();
         run.keepalive(now);
-        if let Some(l) = run.link.as_mut() {
-            if let Err(e) = l.flush() {
-                run.drop_link(&e);
-            }
+        if let Some(l) = run.link.as_mut()
+            && let Err(e) = l.flush()
+        {
+            run.drop_link(&e);
         }
         if let Some(deadline) = run.stopping {
             let workers_done = run.workers.iter().all(|w| w.is_eof());
@@ -258,10 +258,10 @@ impl Run<'_> {
         if let Some(l) = self.link.as_mut() {
             if l.silent_for(now) >= SERVER_SILENCE {
                 self.drop_link("server silent");
-            } else if l.idle_tx_for(now) >= HEARTBEAT {
-                if let Err(e) = l.send(&Message::Heartbeat) {
-                    self.drop_link(&e);
-                }
+            } else if l.idle_tx_for(now) >= HEARTBEAT
+                && let Err(e) = l.send(&Message::Heartbeat)
+            {
+                self.drop_link(&e);
             }
             return;
         }
@@ -282,11 +282,11 @@ impl Run<'_> {
                     .map(|(seq, e)| Message::Event { seq: *seq, ts_ms: e.ts_ms, kind: e.kind, detail: e.detail.as_bytes().to_vec() })
                     .collect();
                 for m in resend {
-                    if let Some(l) = self.link.as_mut() {
-                        if let Err(e) = l.send(&m) {
-                            self.drop_link(&e);
-                            return;
-                        }
+                    if let Some(l) = self.link.as_mut()
+                        && let Err(e) = l.send(&m)
+                    {
+                        self.drop_link(&e);
+                        return;
                     }
                 }
                 if self.dropped > 0 {

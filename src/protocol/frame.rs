@@ -48,6 +48,9 @@ pub fn prefix(len: usize) -> [u8; LEN_PREFIX] {
     (len as u32).to_be_bytes()
 }
 
+/// One frame as read: its length prefix (authenticated as associated data) and its body.
+pub type Frame = ([u8; LEN_PREFIX], Vec<u8>);
+
 /// Reassembles frames from arbitrary chunks of a byte stream.
 #[derive(Default)]
 pub struct FrameReader {
@@ -76,7 +79,7 @@ impl FrameReader {
     }
 
     /// The next whole frame as (length prefix, body), if one is complete.
-    pub fn next_frame(&mut self) -> Result<Option<([u8; LEN_PREFIX], Vec<u8>)>, FrameError> {
+    pub fn next_frame(&mut self) -> Result<Option<Frame>, FrameError> {
         let rest = &self.buf[self.start..];
         match check(rest)? {
             None => {

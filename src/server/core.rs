@@ -251,10 +251,10 @@ impl ServerCore {
     fn command(&mut self, cmd: Command, now: Instant) {
         match cmd {
             Command::StartSession => {
-                if self.active.is_none() {
-                    if let Err(e) = self.start_session() {
-                        (self.sink)(Note::Warning(format!("cannot start session: {e}")));
-                    }
+                if self.active.is_none()
+                    && let Err(e) = self.start_session()
+                {
+                    (self.sink)(Note::Warning(format!("cannot start session: {e}")));
                 }
             }
             Command::StopSession => self.begin_stop(now),
