@@ -72,7 +72,10 @@ impl Key {
         h.update(b"proctor key fingerprint v1");
         h.update(self.0);
         let d = h.finalize();
-        let hex: Vec<String> = d[..8].chunks(2).map(|c| format!("{:02x}{:02x}", c[0], c[1])).collect();
+        let hex: Vec<String> = d[..8]
+            .chunks(2)
+            .map(|c| format!("{:02x}{:02x}", c[0], c[1]))
+            .collect();
         hex.join(":")
     }
 }
@@ -107,22 +110,40 @@ pub fn random<const N: usize>() -> [u8; N] {
 pub fn seal_x(key: &Key, nonce: &[u8; XNONCE_LEN], aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
     let cipher = XChaCha20Poly1305::new(&chacha20poly1305::Key::from(key.0));
     cipher
-        .encrypt(&chacha20poly1305::XNonce::from(*nonce), Payload { msg: plaintext, aad })
+        .encrypt(
+            &chacha20poly1305::XNonce::from(*nonce),
+            Payload {
+                msg: plaintext,
+                aad,
+            },
+        )
         .expect("XChaCha20-Poly1305 encryption of a bounded message cannot fail")
 }
 
 /// Opens what [`seal_x`] produced; any change to nonce, aad or ciphertext gives `BadTag`.
-pub fn open_x(key: &Key, nonce: &[u8; XNONCE_LEN], aad: &[u8], ciphertext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+pub fn open_x(
+    key: &Key,
+    nonce: &[u8; XNONCE_LEN],
+    aad: &[u8],
+    ciphertext: &[u8],
+) -> Result<Vec<u8>, CryptoError> {
     let cipher = XChaCha20Poly1305::new(&chacha20poly1305::Key::from(key.0));
     cipher
-        .decrypt(&chacha20poly1305::XNonce::from(*nonce), Payload { msg: ciphertext, aad })
+        .decrypt(
+            &chacha20poly1305::XNonce::from(*nonce),
+            Payload {
+                msg: ciphertext,
+                aad,
+            },
+        )
         .map_err(|_| CryptoError::BadTag)
 }
 
 type HmacSha256 = Hmac<Sha256>;
 
 fn hmac(key: &[u8], parts: &[&[u8]]) -> HmacSha256 {
-    let mut m = <HmacSha256 as hmac::KeyInit>::new_from_slice(key).expect("HMAC accepts keys of any length");
+    let mut m = <HmacSha256 as hmac::KeyInit>::new_from_slice(key)
+        .expect("HMAC accepts keys of any length");
     for p in parts {
         m.update(p);
     }
@@ -139,10 +160,17 @@ pub fn proof(key: &Key, label: &[u8], transcript: &[&[u8]]) -> [u8; PROOF_LEN] {
 }
 
 /// Checks a proof in constant time.
-pub fn verify_proof(key: &Key, label: &[u8], transcript: &[&[u8]], claimed: &[u8]) -> Result<(), CryptoError> {
+pub fn verify_proof(
+    key: &Key,
+    label: &[u8],
+    transcript: &[&[u8]],
+    claimed: &[u8],
+) -> Result<(), CryptoError> {
     let mut parts: Vec<&[u8]> = vec![label];
     parts.extend_from_slice(transcript);
-    hmac(&key.0, &parts).verify_slice(claimed).map_err(|_| CryptoError::BadTag)
+    hmac(&key.0, &parts)
+        .verify_slice(claimed)
+        .map_err(|_| CryptoError::BadTag)
 }
 
 /// Derives a 256-bit sub-key bound to a purpose label and a transcript (HKDF-style: extract
@@ -163,7 +191,10 @@ pub struct StreamCipher {
 impl StreamCipher {
     /// A cipher for one direction, keyed with a sub-key from [`derive`].
     pub fn new(key: [u8; KEY_LEN]) -> Self {
-        StreamCipher { cipher: ChaCha20Poly1305::new(&chacha20poly1305::Key::from(key)), counter: 0 }
+        StreamCipher {
+            cipher: ChaCha20Poly1305::new(&chacha20poly1305::Key::from(key)),
+            counter: 0,
+        }
     }
 
     fn nonce(&self) -> chacha20poly1305::Nonce {
@@ -179,7 +210,13 @@ impl StreamCipher {
         }
         let ct = self
             .cipher
-            .encrypt(&self.nonce(), Payload { msg: plaintext, aad })
+            .encrypt(
+                &self.nonce(),
+                Payload {
+                    msg: plaintext,
+                    aad,
+                },
+            )
             .map_err(|_| CryptoError::BadTag)?;
         self.counter += 1;
         Ok(ct)
@@ -192,7 +229,13 @@ impl StreamCipher {
         }
         let pt = self
             .cipher
-            .decrypt(&self.nonce(), Payload { msg: ciphertext, aad })
+            .decrypt(
+                &self.nonce(),
+                Payload {
+                    msg: ciphertext,
+                    aad,
+                },
+            )
             .map_err(|_| CryptoError::BadTag)?;
         self.counter += 1;
         Ok(pt)
@@ -230,9 +273,17 @@ mod tests {
         let mut rx = StreamCipher::new([3; 32]);
         let f1 = tx.seal(b"a", b"one").unwrap();
         let f2 = tx.seal(b"a", b"two").unwrap();
-        assert_eq!(rx.open(b"a", &f2), Err(CryptoError::BadTag), "reordered frame");
+        assert_eq!(
+            rx.open(b"a", &f2),
+            Err(CryptoError::BadTag),
+            "reordered frame"
+        );
         assert_eq!(rx.open(b"a", &f1).unwrap(), b"one");
-        assert_eq!(rx.open(b"a", &f1), Err(CryptoError::BadTag), "replayed frame");
+        assert_eq!(
+            rx.open(b"a", &f1),
+            Err(CryptoError::BadTag),
+            "replayed frame"
+        );
         assert_eq!(rx.open(b"a", &f2).unwrap(), b"two");
     }
 

@@ -30,9 +30,14 @@ pub struct KeyFile {
 
 /// Parses key file text. Errors name the problem, never the key.
 pub fn parse(text: &str) -> std::result::Result<KeyFile, String> {
-    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#'));
+    let mut lines = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'));
     if lines.next() != Some(HEADER) {
-        return Err(format!("not a proctor key file (first line must be '{HEADER}')"));
+        return Err(format!(
+            "not a proctor key file (first line must be '{HEADER}')"
+        ));
     }
     let mut key = None;
     let mut demo = false;
@@ -46,7 +51,10 @@ pub fn parse(text: &str) -> std::result::Result<KeyFile, String> {
         }
     }
     let key = key.ok_or("no 'key:' line")?;
-    Ok(KeyFile { key: Key::from_bytes(key), demo })
+    Ok(KeyFile {
+        key: Key::from_bytes(key),
+        demo,
+    })
 }
 
 fn parse_hex(s: &str) -> Option<[u8; KEY_LEN]> {
@@ -93,7 +101,10 @@ pub fn load(args: &KeyArgs) -> Result<Key> {
         }
         return Ok(kf.key);
     }
-    let mode = fs::metadata(path).map_err(|e| Error::Key(format!("cannot stat key file {shown}: {e}")))?.permissions().mode();
+    let mode = fs::metadata(path)
+        .map_err(|e| Error::Key(format!("cannot stat key file {shown}: {e}")))?
+        .permissions()
+        .mode();
     if mode & 0o077 != 0 {
         return Err(Error::Key(format!(
             "key file {shown} is readable by group or others (mode {:04o}); run 'chmod 600 {shown}'",
@@ -117,21 +128,39 @@ pub fn run_keygen(args: &KeygenArgs) -> Result<()> {
             )));
         }
     } else if path.exists() && !args.force {
-        return Err(Error::Usage(format!("{} exists but cannot be read; pass --force to replace it", path.display())));
+        return Err(Error::Usage(format!(
+            "{} exists but cannot be read; pass --force to replace it",
+            path.display()
+        )));
     }
-    let key = Key::generate().map_err(|e| Error::Runtime(format!("no random numbers from the OS: {e}")))?;
+    let key = Key::generate()
+        .map_err(|e| Error::Runtime(format!("no random numbers from the OS: {e}")))?;
     write_key(path, &key).map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
-    println!("wrote a new key to {} (mode 0600, fingerprint {})", path.display(), key.fingerprint());
+    println!(
+        "wrote a new key to {} (mode 0600, fingerprint {})",
+        path.display(),
+        key.fingerprint()
+    );
     println!("copy it to the server and to every lab PC; keep it secret");
     Ok(())
 }
 
 fn write_key(path: &Path, key: &Key) -> std::io::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "keyfile.key".into());
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "keyfile.key".into());
     let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
     let result = (|| {
-        let mut f = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
         f.write_all(format(key).as_bytes())?;
         f.sync_all()?;
         fs::set_permissions(&tmp, fs::Permissions::from_mode(0o600))?;
@@ -163,7 +192,14 @@ mod tests {
 
     #[test]
     fn malformed_files_are_refused() {
-        for t in ["", "hello", "proctor-key-v1\n", "proctor-key-v1\nkey: abcd\n", "proctor-key-v1\nkey: zz\n", "proctor-key-v1\nfoo\n"] {
+        for t in [
+            "",
+            "hello",
+            "proctor-key-v1\n",
+            "proctor-key-v1\nkey: abcd\n",
+            "proctor-key-v1\nkey: zz\n",
+            "proctor-key-v1\nfoo\n",
+        ] {
             assert!(parse(t).is_err(), "{t:?}");
         }
         let bad_hex = format!("proctor-key-v1\nkey: {}\n", "g".repeat(64));

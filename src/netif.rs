@@ -34,14 +34,17 @@ pub fn list() -> std::io::Result<Vec<IfAddr>> {
             String::new()
         } else {
             // SAFETY: ifa_name is a NUL-terminated string owned by the list.
-            unsafe { CStr::from_ptr(ifa.ifa_name) }.to_string_lossy().into_owned()
+            unsafe { CStr::from_ptr(ifa.ifa_name) }
+                .to_string_lossy()
+                .into_owned()
         };
         let flags = ifa.ifa_flags;
         let up = flags & libc::IFF_UP as u32 != 0;
         let loopback = flags & libc::IFF_LOOPBACK as u32 != 0;
         let mut broadcast = None;
         // SAFETY: ifa_addr, when non-null, points to a sockaddr whose family tells its type.
-        let is_v4 = !ifa.ifa_addr.is_null() && unsafe { (*ifa.ifa_addr).sa_family } as i32 == libc::AF_INET;
+        let is_v4 =
+            !ifa.ifa_addr.is_null() && unsafe { (*ifa.ifa_addr).sa_family } as i32 == libc::AF_INET;
         if is_v4 && flags & libc::IFF_BROADCAST as u32 != 0 {
             #[cfg(any(target_os = "linux", target_os = "android"))]
             let b = ifa.ifa_ifu;
@@ -53,7 +56,12 @@ pub fn list() -> std::io::Result<Vec<IfAddr>> {
                 broadcast = Some(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)));
             }
         }
-        out.push(IfAddr { name, up, loopback, broadcast });
+        out.push(IfAddr {
+            name,
+            up,
+            loopback,
+            broadcast,
+        });
         cur = ifa.ifa_next;
     }
     // SAFETY: `head` came from getifaddrs and is freed once.
@@ -63,14 +71,21 @@ pub fn list() -> std::io::Result<Vec<IfAddr>> {
 
 /// Broadcast addresses of every up IPv4 interface (the server's default announcement targets).
 pub fn broadcast_addresses(ifs: &[IfAddr]) -> Vec<Ipv4Addr> {
-    let set: BTreeSet<Ipv4Addr> = ifs.iter().filter(|i| i.up).filter_map(|i| i.broadcast).collect();
+    let set: BTreeSet<Ipv4Addr> = ifs
+        .iter()
+        .filter(|i| i.up)
+        .filter_map(|i| i.broadcast)
+        .collect();
     set.into_iter().collect()
 }
 
 /// Names of every up, non-loopback interface (the client's default capture interfaces).
 pub fn capture_interfaces(ifs: &[IfAddr]) -> Vec<String> {
-    let set: BTreeSet<String> =
-        ifs.iter().filter(|i| i.up && !i.loopback && !i.name.is_empty()).map(|i| i.name.clone()).collect();
+    let set: BTreeSet<String> = ifs
+        .iter()
+        .filter(|i| i.up && !i.loopback && !i.name.is_empty())
+        .map(|i| i.name.clone())
+        .collect();
     set.into_iter().collect()
 }
 
@@ -79,7 +94,12 @@ mod tests {
     use super::*;
 
     fn ifa(name: &str, up: bool, lo: bool, b: Option<[u8; 4]>) -> IfAddr {
-        IfAddr { name: name.into(), up, loopback: lo, broadcast: b.map(Ipv4Addr::from) }
+        IfAddr {
+            name: name.into(),
+            up,
+            loopback: lo,
+            broadcast: b.map(Ipv4Addr::from),
+        }
     }
 
     #[test]
@@ -91,8 +111,17 @@ mod tests {
             ifa("eth1", false, false, Some([10, 1, 0, 255])),
             ifa("wlan0", true, false, Some([192, 168, 1, 255])),
         ];
-        assert_eq!(broadcast_addresses(&ifs), vec![Ipv4Addr::new(10, 0, 0, 255), Ipv4Addr::new(192, 168, 1, 255)]);
-        assert_eq!(capture_interfaces(&ifs), vec!["eth0".to_string(), "wlan0".to_string()]);
+        assert_eq!(
+            broadcast_addresses(&ifs),
+            vec![
+                Ipv4Addr::new(10, 0, 0, 255),
+                Ipv4Addr::new(192, 168, 1, 255)
+            ]
+        );
+        assert_eq!(
+            capture_interfaces(&ifs),
+            vec!["eth0".to_string(), "wlan0".to_string()]
+        );
     }
 
     #[test]

@@ -32,7 +32,11 @@ impl PollSet {
 
     /// Adds a descriptor with the events of interest; returns its index.
     pub fn push(&mut self, fd: RawFd, events: i16) -> usize {
-        self.fds.push(libc::pollfd { fd, events, revents: 0 });
+        self.fds.push(libc::pollfd {
+            fd,
+            events,
+            revents: 0,
+        });
         self.fds.len() - 1
     }
 

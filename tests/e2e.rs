@@ -18,29 +18,60 @@ fn log_text(dir: &std::path::Path) -> String {
 fn keygen_writes_0600_and_refuses_to_overwrite_a_real_key() {
     let dir = temp_dir("keygen");
     let p = dir.join("k.key");
-    let out = Command::new(bin()).args(["keygen", "-o"]).arg(&p).output().unwrap();
+    let out = Command::new(bin())
+        .args(["keygen", "-o"])
+        .arg(&p)
+        .output()
+        .unwrap();
     assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains(&p.display().to_string()), "says where it wrote");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&p.display().to_string()),
+        "says where it wrote"
+    );
     let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
     let first = std::fs::read_to_string(&p).unwrap();
     assert!(first.contains("proctor-key-v1") && !first.contains("demo"));
 
-    let out = Command::new(bin()).args(["keygen", "-o"]).arg(&p).output().unwrap();
+    let out = Command::new(bin())
+        .args(["keygen", "-o"])
+        .arg(&p)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--force"));
-    assert_eq!(std::fs::read_to_string(&p).unwrap(), first, "existing key untouched");
+    assert_eq!(
+        std::fs::read_to_string(&p).unwrap(),
+        first,
+        "existing key untouched"
+    );
 
-    let out = Command::new(bin()).args(["keygen", "--force", "-o"]).arg(&p).output().unwrap();
+    let out = Command::new(bin())
+        .args(["keygen", "--force", "-o"])
+        .arg(&p)
+        .output()
+        .unwrap();
     assert!(out.status.success());
-    assert_ne!(std::fs::read_to_string(&p).unwrap(), first, "--force replaces it");
+    assert_ne!(
+        std::fs::read_to_string(&p).unwrap(),
+        first,
+        "--force replaces it"
+    );
 
     // The shipped demo key is replaced without asking.
     let demo = dir.join("demo.key");
     std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/keyfile.key"), &demo).unwrap();
-    let out = Command::new(bin()).args(["keygen", "-o"]).arg(&demo).output().unwrap();
+    let out = Command::new(bin())
+        .args(["keygen", "-o"])
+        .arg(&demo)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{out:?}");
-    assert!(!std::fs::read_to_string(&demo).unwrap().contains("demo: yes"));
+    assert!(
+        !std::fs::read_to_string(&demo)
+            .unwrap()
+            .contains("demo: yes")
+    );
 }
 
 #[test]
@@ -67,7 +98,15 @@ fn key_problems_give_a_clear_error_and_exit_2() {
             let mut cmd = Command::new(bin());
             cmd.arg(sub).arg("-k").arg(key);
             if sub == "server" {
-                cmd.args(["--headless", "-s", &sport.to_string(), "--broadcast", "127.255.255.255", "--stop-after", "1"]);
+                cmd.args([
+                    "--headless",
+                    "-s",
+                    &sport.to_string(),
+                    "--broadcast",
+                    "127.255.255.255",
+                    "--stop-after",
+                    "1",
+                ]);
                 cmd.arg("--logs").arg(dir.join("logs"));
             } else {
                 cmd.args(["-p", &cport.to_string()]);
@@ -75,7 +114,10 @@ fn key_problems_give_a_clear_error_and_exit_2() {
             let out = cmd.output().unwrap();
             let err = String::from_utf8_lossy(&out.stderr);
             assert_eq!(out.status.code(), Some(2), "{sub} with {key:?}: {err}");
-            assert!(err.contains(msg), "{sub} with {key:?}: expected '{msg}' in: {err}");
+            assert!(
+                err.contains(msg),
+                "{sub} with {key:?}: expected '{msg}' in: {err}"
+            );
         }
     }
 }
@@ -85,7 +127,14 @@ fn client_not_root_is_refused_with_the_reason() {
     let dir = temp_dir("notroot");
     let key = keygen(&dir, "k.key");
     let out = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", bin(), "client", "-k"])
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            bin(),
+            "client",
+            "-k",
+        ])
         .arg(&key)
         .output()
         .expect("setpriv (util-linux) is installed by install-deps.sh");
@@ -102,7 +151,10 @@ fn server_port_in_use_exits_4() {
     let port = taken.local_addr().unwrap().port();
     let mut s = server(&dir, &key, port, ports(2).1, &[]);
     assert_eq!(s.wait_exit(Duration::from_secs(5)), Some(4));
-    assert!(s.output().contains(&format!("cannot listen on TCP port {port}")));
+    assert!(
+        s.output()
+            .contains(&format!("cannot listen on TCP port {port}"))
+    );
 }
 
 #[test]
@@ -112,8 +164,17 @@ fn traffic_and_mounts_reach_the_per_machine_log_live_and_a_second_session_gets_a
     let key = keygen(&dir, "k.key");
     let mut srv = server(&dir, &key, sport, cport, &[]);
     let cl = client(&dir, &key, cport, "e2e-pc", &[]);
-    assert!(srv.wait_for("e2e-pc (127.0.0.1) connected", Duration::from_secs(10)), "{}\n{}", srv.output(), cl.output());
-    assert!(wait_until(Duration::from_secs(5), || log_text(&dir).contains("capturing on lo")), "capture worker started");
+    assert!(
+        srv.wait_for("e2e-pc (127.0.0.1) connected", Duration::from_secs(10)),
+        "{}\n{}",
+        srv.output(),
+        cl.output()
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || log_text(&dir)
+            .contains("capturing on lo")),
+        "capture worker started"
+    );
 
     // UDP to two local ports, one to port 53, and one TCP connection.
     let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -138,7 +199,10 @@ fn traffic_and_mounts_reach_the_per_machine_log_live_and_a_second_session_gets_a
         format!("-> 127.0.0.1:{tport} flags=S"),
     ];
     assert!(
-        wait_until(Duration::from_secs(5), || { let t = log_text(&dir); want.iter().all(|w| t.contains(w)) }),
+        wait_until(Duration::from_secs(5), || {
+            let t = log_text(&dir);
+            want.iter().all(|w| t.contains(w))
+        }),
         "flows missing from the log during the session:\n{}",
         log_text(&dir)
     );
@@ -148,34 +212,62 @@ fn traffic_and_mounts_reach_the_per_machine_log_live_and_a_second_session_gets_a
     let mut m = TmpfsMount::mount(&mnt, "e2e-stick");
     let t0 = Instant::now();
     let needle = format!("mount e2e-stick on {}", mnt.display());
-    assert!(wait_until(Duration::from_secs(1), || log_text(&dir).contains(&needle)), "mount not logged within 1 s");
+    assert!(
+        wait_until(Duration::from_secs(1), || log_text(&dir).contains(&needle)),
+        "mount not logged within 1 s"
+    );
     eprintln!("mount reached the log after {:?}", t0.elapsed());
     m.unmount();
     let needle = format!("unmount e2e-stick on {}", mnt.display());
-    assert!(wait_until(Duration::from_secs(1), || log_text(&dir).contains(&needle)), "unmount not logged within 1 s");
+    assert!(
+        wait_until(Duration::from_secs(1), || log_text(&dir).contains(&needle)),
+        "unmount not logged within 1 s"
+    );
 
     // Stop: the server exits 0, the client's last events (flow ends) are in the file, and the
     // client goes back to waiting.
     srv.signal(libc::SIGINT);
-    assert_eq!(srv.wait_exit(Duration::from_secs(10)), Some(0), "{}", srv.output());
-    assert!(cl.wait_for("ended; waiting for announcements", Duration::from_secs(5)), "{}", cl.output());
+    assert_eq!(
+        srv.wait_exit(Duration::from_secs(10)),
+        Some(0),
+        "{}",
+        srv.output()
+    );
+    assert!(
+        cl.wait_for("ended; waiting for announcements", Duration::from_secs(5)),
+        "{}",
+        cl.output()
+    );
     let text = log_text(&dir);
-    assert!(!text.contains(":53 ") && !text.contains("-> 127.0.0.1:53"), "port 53 must not be reported:\n{text}");
-    assert!(text.contains(&format!("net end udp 127.0.0.1:{uport} -> 127.0.0.1:{p1}")), "flow summary at stop");
+    assert!(
+        !text.contains(":53 ") && !text.contains("-> 127.0.0.1:53"),
+        "port 53 must not be reported:\n{text}"
+    );
+    assert!(
+        text.contains(&format!("net end udp 127.0.0.1:{uport} -> 127.0.0.1:{p1}")),
+        "flow summary at stop"
+    );
     assert!(text.contains("client finished the session"));
     assert!(text.contains("# key fingerprint: "));
     // Every event line carries time, sequence number and kind.
     for line in text.lines().filter(|l| !l.starts_with('#')) {
         let mut f = line.split(' ');
         let ts = f.next().unwrap();
-        assert!(ts.len() == 24 && ts.ends_with('Z') && ts.as_bytes()[19] == b'.', "timestamp in {line}");
+        assert!(
+            ts.len() == 24 && ts.ends_with('Z') && ts.as_bytes()[19] == b'.',
+            "timestamp in {line}"
+        );
         assert!(f.next().unwrap().starts_with("seq="), "{line}");
     }
     assert_eq!(session_dirs(&dir).len(), 1);
 
     // A second session: same client, new directory.
     let srv2 = server(&dir, &key, sport, cport, &[]);
-    assert!(srv2.wait_for("e2e-pc (127.0.0.1) connected", Duration::from_secs(10)), "{}", srv2.output());
+    assert!(
+        srv2.wait_for("e2e-pc (127.0.0.1) connected", Duration::from_secs(10)),
+        "{}",
+        srv2.output()
+    );
     assert_eq!(session_dirs(&dir).len(), 2);
 }
 
@@ -189,7 +281,10 @@ fn a_client_with_the_wrong_key_never_connects() {
     let _cl = client(&dir, &other, cport, "wrong-pc", &[]);
     std::thread::sleep(Duration::from_secs(3));
     let out = srv.output();
-    assert!(out.contains("session") && !out.contains("connected"), "{out}");
+    assert!(
+        out.contains("session") && !out.contains("connected"),
+        "{out}"
+    );
     assert!(!log_text(&dir).contains("wrong-pc"));
 }
 
@@ -203,17 +298,26 @@ fn a_replayed_start_from_another_sender_gets_no_events() {
     let dir = temp_dir("replay");
     let (sport, cport) = ports(5);
     let key_path = keygen(&dir, "k.key");
-    let key = proctor::keyfile::parse(&std::fs::read_to_string(&key_path).unwrap()).unwrap().key;
+    let key = proctor::keyfile::parse(&std::fs::read_to_string(&key_path).unwrap())
+        .unwrap()
+        .key;
     let cl = client(&dir, &key_path, cport, "replay-pc", &[]);
     assert!(cl.wait_for("waiting for announcements", Duration::from_secs(5)));
 
     let fake = TcpListener::bind("127.0.0.2:0").unwrap();
     let fake_port = fake.local_addr().unwrap().port();
-    let datagram =
-        Announcement { kind: AnnounceKind::Start, tcp_port: fake_port, session: SessionId([7; 16]), ts_ms: 0 }.seal(&key);
+    let datagram = Announcement {
+        kind: AnnounceKind::Start,
+        tcp_port: fake_port,
+        session: SessionId([7; 16]),
+        ts_ms: 0,
+    }
+    .seal(&key);
     let sender = UdpSocket::bind("127.0.0.2:0").unwrap();
     sender.set_broadcast(true).unwrap();
-    sender.send_to(&datagram, ("127.255.255.255", cport)).unwrap();
+    sender
+        .send_to(&datagram, ("127.255.255.255", cport))
+        .unwrap();
 
     fake.set_nonblocking(false).unwrap();
     let (mut conn, _) = fake.accept().unwrap();
@@ -237,21 +341,41 @@ fn a_replayed_start_from_another_sender_gets_no_events() {
         }
     }
     // Exactly one ClientHello frame: 4-byte length + tag + version + session + nonce.
-    assert_eq!(got.len(), 4 + 1 + 1 + 16 + 32, "client sent more than its hello: {got:?}");
-    assert!(cl.wait_for("ignored start from 127.0.0.2", Duration::from_secs(5)), "{}", cl.output());
+    assert_eq!(
+        got.len(),
+        4 + 1 + 1 + 16 + 32,
+        "client sent more than its hello: {got:?}"
+    );
+    assert!(
+        cl.wait_for("ignored start from 127.0.0.2", Duration::from_secs(5)),
+        "{}",
+        cl.output()
+    );
 
     // And it still joins the real server afterwards.
     let srv = server(&dir, &key_path, sport, cport, &[]);
-    assert!(srv.wait_for("replay-pc (127.0.0.1) connected", Duration::from_secs(10)), "{}", srv.output());
+    assert!(
+        srv.wait_for("replay-pc (127.0.0.1) connected", Duration::from_secs(10)),
+        "{}",
+        srv.output()
+    );
 }
 
 fn children_of(pid: u32) -> Vec<u32> {
     let mut out = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(p) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else { continue };
+        let Ok(p) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
+            continue;
+        };
         let after = stat.rsplit_once(')').map(|x| x.1).unwrap_or("");
-        let ppid: u32 = after.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let ppid: u32 = after
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
         if ppid == pid {
             out.push(p);
         }
@@ -261,7 +385,11 @@ fn children_of(pid: u32) -> Vec<u32> {
 
 fn alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| !s.rsplit_once(')').map(|x| x.1.trim_start().starts_with('Z')).unwrap_or(true))
+        .map(|s| {
+            !s.rsplit_once(')')
+                .map(|x| x.1.trim_start().starts_with('Z'))
+                .unwrap_or(true)
+        })
         .unwrap_or(false)
 }
 
@@ -281,9 +409,18 @@ fn workers_do_not_outlive_a_killed_client() {
     }));
     cl.signal(libc::SIGKILL);
     let _ = cl.wait_exit(Duration::from_secs(2));
-    assert!(wait_until(Duration::from_secs(3), || workers.iter().all(|w| !alive(*w))), "workers left running: {workers:?}");
+    assert!(
+        wait_until(Duration::from_secs(3), || workers
+            .iter()
+            .all(|w| !alive(*w))),
+        "workers left running: {workers:?}"
+    );
     // The server notices the silent client.
-    assert!(srv.wait_for("orphan-pc (127.0.0.1) LOST", Duration::from_secs(5)), "{}", srv.output());
+    assert!(
+        srv.wait_for("orphan-pc (127.0.0.1) LOST", Duration::from_secs(5)),
+        "{}",
+        srv.output()
+    );
 }
 
 #[test]
@@ -297,7 +434,18 @@ fn garbage_on_the_server_port_is_rejected_and_the_server_keeps_serving() {
     g.write_all(&[0xff; 64]).unwrap();
     let mut g2 = TcpStream::connect(("127.0.0.1", sport)).unwrap();
     g2.write_all(&[0, 0, 0, 5, 99, 1, 2, 3, 4]).unwrap();
-    assert!(srv.wait_for("rejected 127.0.0.1", Duration::from_secs(3)), "{}", srv.output());
+    assert!(
+        srv.wait_for("rejected 127.0.0.1", Duration::from_secs(3)),
+        "{}",
+        srv.output()
+    );
     let _cl = client(&dir, &key, cport, "after-garbage", &[]);
-    assert!(srv.wait_for("after-garbage (127.0.0.1) connected", Duration::from_secs(10)), "{}", srv.output());
+    assert!(
+        srv.wait_for(
+            "after-garbage (127.0.0.1) connected",
+            Duration::from_secs(10)
+        ),
+        "{}",
+        srv.output()
+    );
 }

@@ -21,12 +21,22 @@ pub struct AnnounceSocket {
 impl AnnounceSocket {
     /// Binds UDP `port` on every address.
     pub fn bind(port: u16, key: Key) -> Result<AnnounceSocket> {
-        let ctx = |e| Error::io(format!("cannot listen for announcements on UDP port {port}"), e);
+        let ctx = |e| {
+            Error::io(
+                format!("cannot listen for announcements on UDP port {port}"),
+                e,
+            )
+        };
         let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).map_err(ctx)?;
         s.set_reuse_address(true).map_err(ctx)?;
-        s.bind(&SocketAddr::from(([0, 0, 0, 0], port)).into()).map_err(ctx)?;
+        s.bind(&SocketAddr::from(([0, 0, 0, 0], port)).into())
+            .map_err(ctx)?;
         s.set_nonblocking(true).map_err(ctx)?;
-        Ok(AnnounceSocket { sock: s.into(), key, rejected: 0 })
+        Ok(AnnounceSocket {
+            sock: s.into(),
+            key,
+            rejected: 0,
+        })
     }
 
     /// The socket, for poll.

@@ -1,8 +1,675 @@
-//! Capture worker (being written).
+//! The live capture worker (`proctor __capture-worker`), run by the client daemon as a child
+//! process so that a crash or hang in libpcap cannot take the daemon down and so the daemon can
+//! restart it. It captures on the given interfaces, applies the same decoder, selection rule and
+//! flow tracker as `inspect`, drops proctor's own traffic, and writes one
+//! [`Event`](crate::event::Event) line per report to stdout (network reports as `net`, its own
+//! health as `status`). It stops, ending every open flow with `reason=stop`, when stdin closes.
+//!
+//! The operating-system side (opening pcap) sits behind the [`PacketSource`] trait; everything
+//! else ([`run_sources`]) is written against that trait so tests can feed it fake packets.
 
-/// Runs the hidden `__capture-worker` subcommand.
-pub fn run_worker(_args: &crate::cli::CaptureWorkerArgs) -> crate::error::Result<()> {
-    Err(crate::error::Error::Runtime(
-        "capture worker not written yet".into(),
-    ))
+use crate::error::{Error, Result};
+use crate::event::{Event, EventKind};
+use crate::filter::{self, Exclusion, LinkType, PacketInfo};
+use crate::flows::{EndReason, FlowReport, FlowTable};
+use std::io::{self, BufWriter, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Bytes captured per packet: enough for any link, IP and transport headers we decode.
+pub const SNAPLEN: i32 = 512;
+/// Read timeout of each capture, so reader threads notice `stop` promptly.
+pub const READ_TIMEOUT_MS: i32 = 100;
+/// Kernel buffer per interface, to ride out bursts without drops.
+pub const BUFFER_BYTES: i32 = 8 << 20;
+/// Packets in flight between the reader threads and the flow thread.
+pub const CHANNEL_CAPACITY: usize = 8192;
+/// How often the flow thread ends idle flows.
+pub const EXPIRE_EVERY: Duration = Duration::from_secs(1);
+/// How often each reader checks pcap's drop counters.
+pub const STATS_EVERY: Duration = Duration::from_secs(10);
+/// Most messages handled between two flushes of stdout, so output keeps flowing under load.
+const BATCH: usize = 1024;
+
+/// One captured packet as a [`PacketSource`] hands it out (borrowed from the capture buffer).
+#[derive(Debug, Clone, Copy)]
+pub struct RawPacket<'a> {
+    /// Capture timestamp, microseconds since the epoch.
+    pub ts_us: u64,
+    /// Original length on the wire (the captured bytes may be fewer).
+    pub wire_len: u32,
+    /// The captured bytes, starting with the link-layer header.
+    pub data: &'a [u8],
+}
+
+/// The seam between the worker's logic and the operating system: something that yields
+/// captured packets of one link type. Implemented by [`PcapSource`] for real interfaces and by
+/// fakes in tests.
+pub trait PacketSource: Send {
+    /// Interface name, for status messages and thread names.
+    fn name(&self) -> &str;
+    /// The link-layer framing of every packet this source yields.
+    fn link(&self) -> LinkType;
+    /// The next packet, `Ok(None)` when the read timeout passed without one, `Err` when the
+    /// source is broken for good (the reader then reports it and stops).
+    fn next_packet(&mut self) -> std::result::Result<Option<RawPacket<'_>>, String>;
+    /// Cumulative drop counters `(kernel, interface)`, if the source can tell.
+    fn stats(&mut self) -> Option<(u32, u32)>;
+}
+
+/// A live libpcap capture on one interface.
+///
+/// The capture is non-blocking and waits with `poll(2)` on its descriptor: libpcap 1.10's
+/// read timeout does not make a blocking read return when no packet arrives (libpcap issue
+/// #1001), which would keep the reader from ever noticing `stop` on a quiet interface.
+pub struct PcapSource {
+    name: String,
+    link: LinkType,
+    cap: pcap::Capture<pcap::Active>,
+    fd: std::os::fd::RawFd,
+}
+
+impl PcapSource {
+    /// Opens `iface` (not promiscuous, 512-byte snaplen, 100 ms timeout, immediate delivery,
+    /// 8 MiB buffer) and installs `bpf`. Returns the source and, when the filter was rejected,
+    /// why (the caller reports it and relies on user-space selection).
+    pub fn open(
+        iface: &str,
+        bpf: &str,
+    ) -> std::result::Result<(PcapSource, Option<String>), String> {
+        let mut cap = pcap::Capture::from_device(iface)
+            .map_err(|e| e.to_string())?
+            .promisc(false)
+            .snaplen(SNAPLEN)
+            .timeout(READ_TIMEOUT_MS)
+            .immediate_mode(true)
+            .buffer_size(BUFFER_BYTES)
+            .open()
+            .and_then(|c| c.setnonblock())
+            .map_err(|e| e.to_string())?;
+        let dlt = cap.get_datalink();
+        let link = LinkType::from_dlt(dlt.0).ok_or_else(|| {
+            let name = dlt.get_name().unwrap_or_else(|_| "unknown".into());
+            format!("unsupported link type {name} (DLT {})", dlt.0)
+        })?;
+        let filter_error = cap.filter(bpf, true).err().map(|e| e.to_string());
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&cap);
+        Ok((
+            PcapSource {
+                name: iface.to_string(),
+                link,
+                cap,
+                fd,
+            },
+            filter_error,
+        ))
+    }
+}
+
+impl PacketSource for PcapSource {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn link(&self) -> LinkType {
+        self.link
+    }
+
+    fn next_packet(&mut self) -> std::result::Result<Option<RawPacket<'_>>, String> {
+        match self.cap.next_packet() {
+            Ok(p) => Ok(Some(RawPacket {
+                ts_us: crate::inspect::timeval_us(&p.header.ts),
+                wire_len: p.header.len,
+                data: p.data,
+            })),
+            Err(pcap::Error::TimeoutExpired) => {
+                wait_readable(self.fd, READ_TIMEOUT_MS);
+                Ok(None)
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    fn stats(&mut self) -> Option<(u32, u32)> {
+        self.cap.stats().ok().map(|s| (s.dropped, s.if_dropped))
+    }
+}
+
+/// Waits until `fd` is readable or `timeout_ms` passed. On an error condition (interface gone)
+/// it still sleeps for the timeout, so the caller's next read reports the error instead of
+/// the reader spinning.
+fn wait_readable(fd: std::os::fd::RawFd, timeout_ms: i32) {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: `pfd` is a valid pollfd for the duration of the call and nfds is 1; `fd` belongs
+    // to the capture owned by the caller, which outlives the call.
+    let n = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+    if n < 0 || pfd.revents & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0 {
+        thread::sleep(Duration::from_millis(u64::from(timeout_ms.unsigned_abs())));
+    }
+}
+
+/// How the worker reports, independent of where packets come from.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Proctor's own traffic, never reported.
+    pub exclusions: Vec<Exclusion>,
+    /// One report per packet instead of per flow.
+    pub per_packet: bool,
+    /// Flow idle timeout.
+    pub idle: Duration,
+    /// How often readers check the drop counters.
+    pub stats_every: Duration,
+}
+
+/// Runs the hidden `__capture-worker` subcommand: opens every interface, reports which could
+/// not be opened, and streams events to stdout until stdin closes. Fails only when no interface
+/// could be opened, or when every capture broke.
+pub fn run_worker(args: &crate::cli::CaptureWorkerArgs) -> Result<()> {
+    crate::sys::die_with_parent();
+    let stop = crate::sys::stop_on_stdin_eof();
+    if !(args.flow_idle.is_finite() && args.flow_idle > 0.0 && args.flow_idle < 1e9) {
+        return Err(Error::Usage(format!(
+            "--flow-idle must be a positive number of seconds, not {}",
+            args.flow_idle
+        )));
+    }
+    let mut exclusions: Vec<Exclusion> = args
+        .exclude_tcp
+        .iter()
+        .map(|&a| Exclusion::Tcp(a))
+        .collect();
+    exclusions.extend(args.exclude_udp_port.iter().map(|&p| Exclusion::UdpPort(p)));
+    let bpf = filter::bpf_filter(&exclusions);
+
+    let stdout = io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let mut sources: Vec<Box<dyn PacketSource>> = Vec::new();
+    let mut opened = Vec::new();
+    for iface in &args.ifaces {
+        match PcapSource::open(iface, &bpf) {
+            Ok((src, filter_error)) => {
+                if let Some(e) = filter_error {
+                    write_event(
+                        &mut out,
+                        &Event::now(
+                            EventKind::Status,
+                            format!(
+                                "capture filter rejected on {iface}: {e}; selecting in user space only"
+                            ),
+                        ),
+                    )?;
+                }
+                opened.push(iface.clone());
+                sources.push(Box::new(src));
+            }
+            Err(e) => {
+                write_event(
+                    &mut out,
+                    &Event::now(EventKind::Status, format!("cannot capture on {iface}: {e}")),
+                )?;
+            }
+        }
+    }
+    if sources.is_empty() {
+        let msg = format!(
+            "cannot capture on any interface ({})",
+            args.ifaces.join(", ")
+        );
+        write_event(&mut out, &Event::now(EventKind::Status, msg.clone()))?;
+        flush(&mut out)?;
+        return Err(Error::Runtime(msg));
+    }
+    write_event(
+        &mut out,
+        &Event::now(
+            EventKind::Status,
+            format!("capturing on {} (filter: {bpf})", opened.join(", ")),
+        ),
+    )?;
+    flush(&mut out)?;
+    let cfg = WorkerConfig {
+        exclusions,
+        per_packet: args.per_packet,
+        idle: Duration::try_from_secs_f64(args.flow_idle).unwrap_or(Duration::from_secs(30)),
+        stats_every: STATS_EVERY,
+    };
+    run_sources(sources, &cfg, stop, out, || crate::timefmt::now_ms() * 1000)
+}
+
+/// What reader threads send to the flow thread.
+enum Msg {
+    Packet {
+        ts_us: u64,
+        wire_len: u32,
+        info: PacketInfo,
+    },
+    Status(Event),
+}
+
+/// The worker's core: one reader thread per source, one flow loop (on the calling thread) that
+/// owns the flow table, ends idle flows about once a second and writes event lines to `out`,
+/// flushing whenever its input goes idle. Returns `Ok` once `stop` is set (after ending every
+/// flow with `reason=stop`) or when `out` is closed; `Err` when every source broke. `clock`
+/// gives the current time in microseconds since the epoch (idle expiry and stop).
+pub fn run_sources<W: Write>(
+    sources: Vec<Box<dyn PacketSource>>,
+    cfg: &WorkerConfig,
+    stop: Arc<AtomicBool>,
+    mut out: W,
+    clock: fn() -> u64,
+) -> Result<()> {
+    let (tx, rx) = mpsc::sync_channel::<Msg>(CHANNEL_CAPACITY);
+    let mut handles = Vec::new();
+    for src in sources {
+        let name = src.name().to_string();
+        let tx = tx.clone();
+        let stop = stop.clone();
+        let cfg = cfg.clone();
+        let thread_name = format!("capture-{}", name.replace('\0', "?"));
+        match thread::Builder::new()
+            .name(thread_name)
+            .spawn(move || reader(src, &cfg, &stop, &tx))
+        {
+            Ok(h) => handles.push(h),
+            Err(e) => {
+                let ev = Event::now(
+                    EventKind::Status,
+                    format!("cannot capture on {name}: cannot start thread: {e}"),
+                );
+                if !write_event(&mut out, &ev)? {
+                    return Ok(());
+                }
+            }
+        }
+    }
+    drop(tx);
+
+    let mut table = FlowTable::new(cfg.idle).per_packet(cfg.per_packet);
+    let mut last_expire = Instant::now();
+    let mut all_broke = false;
+    'main: while !stop.load(Ordering::SeqCst) {
+        match rx.recv_timeout(Duration::from_millis(u64::from(
+            READ_TIMEOUT_MS.unsigned_abs(),
+        ))) {
+            Ok(m) => {
+                if !handle(m, &mut table, &mut out)? {
+                    break 'main;
+                }
+                for _ in 0..BATCH {
+                    match rx.try_recv() {
+                        Ok(m) => {
+                            if !handle(m, &mut table, &mut out)? {
+                                break 'main;
+                            }
+                        }
+                        Err(TryRecvError::Empty) => break,
+                        Err(TryRecvError::Disconnected) => {
+                            all_broke = true;
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => all_broke = true,
+        }
+        if last_expire.elapsed() >= EXPIRE_EVERY {
+            last_expire = Instant::now();
+            if !write_reports(&mut out, &table.expire(clock()))? {
+                break;
+            }
+        }
+        if !flush(&mut out)? {
+            break;
+        }
+        if all_broke {
+            break;
+        }
+    }
+    let requested = stop.load(Ordering::SeqCst);
+    // Readers must end whatever made this loop end (stop, broken stdout, error below).
+    let _stop_readers = StopOnDrop(stop);
+    // Whatever was captured before the stop is still reported, then every flow ends.
+    let ok = finish(&rx, &mut table, &mut out, clock)?;
+    drop(_stop_readers);
+    drop(rx);
+    for h in handles {
+        let _ = h.join();
+    }
+    if all_broke && !requested && ok {
+        let msg = "every capture ended; capture worker exiting".to_string();
+        write_event(&mut out, &Event::now(EventKind::Status, msg.clone()))?;
+        flush(&mut out)?;
+        return Err(Error::Runtime(msg));
+    }
+    Ok(())
+}
+
+/// Sets the stop flag when dropped, so reader threads end on every way out of the flow loop.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Handles messages already queued, ends all flows with `reason=stop` and flushes.
+fn finish<W: Write>(
+    rx: &Receiver<Msg>,
+    table: &mut FlowTable,
+    out: &mut W,
+    clock: fn() -> u64,
+) -> Result<bool> {
+    while let Ok(m) = rx.try_recv() {
+        if !handle(m, table, out)? {
+            return Ok(false);
+        }
+    }
+    if !write_reports(out, &table.drain(clock(), EndReason::Stop))? {
+        return Ok(false);
+    }
+    flush(out)
+}
+
+fn handle<W: Write>(m: Msg, table: &mut FlowTable, out: &mut W) -> Result<bool> {
+    match m {
+        Msg::Packet {
+            ts_us,
+            wire_len,
+            info,
+        } => write_reports(out, &table.observe(ts_us, wire_len, &info)),
+        Msg::Status(ev) => write_event(out, &ev),
+    }
+}
+
+/// One capture thread: read, decode, select, exclude, pass on; check drop counters now and
+/// then. Ends on `stop`, when the flow thread is gone, or when the source breaks.
+fn reader(
+    mut src: Box<dyn PacketSource>,
+    cfg: &WorkerConfig,
+    stop: &AtomicBool,
+    tx: &SyncSender<Msg>,
+) {
+    let link = src.link();
+    let mut last_stats = Instant::now();
+    let mut drops = src.stats().unwrap_or((0, 0));
+    while !stop.load(Ordering::SeqCst) {
+        let msg = match src.next_packet() {
+            Ok(Some(pkt)) => filter::decode(link, pkt.data)
+                .filter(|info| filter::selected(info) && !filter::excluded(info, &cfg.exclusions))
+                .map(|info| Msg::Packet {
+                    ts_us: pkt.ts_us,
+                    wire_len: pkt.wire_len,
+                    info,
+                }),
+            Ok(None) => None,
+            Err(e) => {
+                let text = format!("capture on {} failed: {e}", src.name());
+                let _ = tx.send(Msg::Status(Event::now(EventKind::Status, text)));
+                return;
+            }
+        };
+        if let Some(m) = msg
+            && tx.send(m).is_err()
+        {
+            return;
+        }
+        if last_stats.elapsed() >= cfg.stats_every {
+            last_stats = Instant::now();
+            if let Some((kernel, iface)) = src.stats()
+                && (kernel > drops.0 || iface > drops.1)
+            {
+                drops = (kernel, iface);
+                let text = format!(
+                    "pcap drops on {}: kernel={kernel} iface={iface}",
+                    src.name()
+                );
+                if tx
+                    .send(Msg::Status(Event::now(EventKind::Status, text)))
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn write_reports<W: Write>(out: &mut W, reports: &[FlowReport]) -> Result<bool> {
+    for r in reports {
+        if !write_event(out, &r.to_event())? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Writes one worker line; `Ok(false)` when the parent closed the pipe (then the worker just
+/// stops).
+fn write_event<W: Write>(out: &mut W, ev: &Event) -> Result<bool> {
+    io_ok(out.write_all(ev.to_worker_line().as_bytes()))
+}
+
+fn flush<W: Write>(out: &mut W) -> Result<bool> {
+    io_ok(out.flush())
+}
+
+fn io_ok(res: io::Result<()>) -> Result<bool> {
+    match res {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(false),
+        Err(e) => Err(Error::io("writing events to stdout", e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::filter::testpkt::*;
+    use crate::filter::{TCP_ACK, TCP_FIN, TCP_SYN};
+    use std::collections::VecDeque;
+
+    const T0: u64 = 1_700_000_000_000_000;
+
+    /// Yields its packets, then timeouts; sets `stop` after `stop_after` timeouts, or fails
+    /// with an error when `fail` is set.
+    struct Fake {
+        packets: VecDeque<(u64, Vec<u8>)>,
+        current: Vec<u8>,
+        idle_reads: usize,
+        stop_after: usize,
+        stop: Arc<AtomicBool>,
+        fail: bool,
+        drops: u32,
+    }
+
+    impl PacketSource for Fake {
+        fn name(&self) -> &str {
+            "fake0"
+        }
+        fn link(&self) -> LinkType {
+            LinkType::Ethernet
+        }
+        fn next_packet(&mut self) -> std::result::Result<Option<RawPacket<'_>>, String> {
+            if let Some((ts, data)) = self.packets.pop_front() {
+                self.current = data;
+                return Ok(Some(RawPacket {
+                    ts_us: ts,
+                    wire_len: self.current.len() as u32,
+                    data: &self.current,
+                }));
+            }
+            if self.fail {
+                return Err("device went away".into());
+            }
+            thread::sleep(Duration::from_millis(5));
+            self.idle_reads += 1;
+            self.drops += 1;
+            if self.idle_reads >= self.stop_after {
+                self.stop.store(true, Ordering::SeqCst);
+            }
+            Ok(None)
+        }
+        fn stats(&mut self) -> Option<(u32, u32)> {
+            Some((self.drops, 0))
+        }
+    }
+
+    fn udp_frame(sport: u16, dport: u16) -> Vec<u8> {
+        eth(
+            0x0800,
+            &ipv4([127, 0, 0, 1], [127, 0, 0, 1], 17, &udp(sport, dport, b"x")),
+        )
+    }
+
+    fn packets() -> VecDeque<(u64, Vec<u8>)> {
+        let lo = [127, 0, 0, 1];
+        let srv = [10, 0, 0, 9];
+        VecDeque::from(vec![
+            (T0, udp_frame(40000, 5556)),
+            (T0 + 1, udp_frame(5556, 40000)),
+            (T0 + 2, udp_frame(40001, 53)),
+            (T0 + 3, udp_frame(40002, 45001)),
+            (T0 + 4, eth_tcp4(lo, 40003, lo, 5555, TCP_SYN)),
+            (T0 + 5, eth_tcp4(lo, 5555, lo, 40003, TCP_SYN | TCP_ACK)),
+            (T0 + 6, eth_tcp4(lo, 40003, lo, 5555, TCP_FIN | TCP_ACK)),
+            (T0 + 7, eth_tcp4(lo, 5555, lo, 40003, TCP_FIN | TCP_ACK)),
+            (T0 + 8, eth_tcp4(lo, 40003, lo, 5555, TCP_ACK)),
+            (T0 + 9, eth_tcp4(lo, 40004, srv, 45000, TCP_SYN)),
+            (T0 + 10, eth_tcp4(lo, 40005, lo, 5555, 0)),
+            (T0 + 11, vec![0xde, 0xad]),
+            (T0 + 12, eth(0x0806, &[0u8; 28])),
+        ])
+    }
+
+    fn cfg(per_packet: bool) -> WorkerConfig {
+        WorkerConfig {
+            exclusions: vec![
+                Exclusion::Tcp("10.0.0.9:45000".parse().unwrap()),
+                Exclusion::UdpPort(45001),
+            ],
+            per_packet,
+            idle: Duration::from_secs(30),
+            stats_every: Duration::from_millis(1),
+        }
+    }
+
+    fn run_fake(per_packet: bool, fail: bool) -> (Result<()>, Vec<Event>) {
+        let stop = Arc::new(AtomicBool::new(false));
+        let fake = Fake {
+            packets: packets(),
+            current: Vec::new(),
+            idle_reads: 0,
+            stop_after: 20,
+            stop: stop.clone(),
+            fail,
+            drops: 0,
+        };
+        let mut buf = Vec::new();
+        let res = run_sources(
+            vec![Box::new(fake)],
+            &cfg(per_packet),
+            stop,
+            &mut buf,
+            || T0 + 60_000_000,
+        );
+        let text = String::from_utf8(buf).unwrap();
+        let events = text
+            .lines()
+            .map(|l| Event::parse_worker_line(l).expect("worker line"))
+            .collect();
+        (res, events)
+    }
+
+    fn net(events: &[Event]) -> Vec<String> {
+        events
+            .iter()
+            .filter(|e| e.kind == EventKind::Net)
+            .map(|e| e.detail.clone())
+            .collect()
+    }
+
+    #[test]
+    fn flows_from_fake_packets() {
+        let (res, events) = run_fake(false, false);
+        res.unwrap();
+        assert_eq!(
+            net(&events),
+            vec![
+                "new udp 127.0.0.1:40000 -> 127.0.0.1:5556",
+                "new tcp 127.0.0.1:40003 -> 127.0.0.1:5555 flags=S",
+                "end tcp 127.0.0.1:40003 -> 127.0.0.1:5555 packets=4 bytes=216 duration=0.000s reason=fin",
+                "end udp 127.0.0.1:40000 -> 127.0.0.1:5556 packets=2 bytes=86 duration=0.000s reason=stop",
+            ]
+        );
+        let new = events.iter().find(|e| e.kind == EventKind::Net).unwrap();
+        assert_eq!(new.ts_ms, T0 / 1000);
+        let stop_end = events.iter().rfind(|e| e.kind == EventKind::Net).unwrap();
+        assert_eq!(stop_end.ts_ms, T0 / 1000 + 60_000);
+        assert!(
+            events.iter().any(|e| e.kind == EventKind::Status
+                && e.detail.starts_with("pcap drops on fake0: kernel="))
+        );
+    }
+
+    #[test]
+    fn per_packet_from_fake_packets() {
+        let (res, events) = run_fake(true, false);
+        res.unwrap();
+        let lines = net(&events);
+        assert_eq!(lines.len(), 7, "{lines:?}");
+        assert!(lines.iter().all(|l| l.starts_with("pkt ")));
+        assert_eq!(lines[0], "pkt udp 127.0.0.1:40000 -> 127.0.0.1:5556 len=43");
+    }
+
+    #[test]
+    fn closed_stdout_ends_the_worker_quietly() {
+        struct Closed;
+        impl Write for Closed {
+            fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+                Err(io::Error::from(io::ErrorKind::BrokenPipe))
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let fake = Fake {
+            packets: packets(),
+            current: Vec::new(),
+            idle_reads: 0,
+            stop_after: usize::MAX,
+            stop: stop.clone(),
+            fail: false,
+            drops: 0,
+        };
+        let started = Instant::now();
+        run_sources(vec![Box::new(fake)], &cfg(false), stop, Closed, || T0).unwrap();
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn broken_source_is_reported_and_fails() {
+        let (res, events) = run_fake(false, true);
+        assert!(matches!(res, Err(Error::Runtime(_))));
+        let status: Vec<&str> = events
+            .iter()
+            .filter(|e| e.kind == EventKind::Status)
+            .map(|e| e.detail.as_str())
+            .collect();
+        assert!(
+            status.contains(&"capture on fake0 failed: device went away"),
+            "{status:?}"
+        );
+        // Open flows were still ended.
+        assert!(net(&events).iter().any(|l| l.ends_with("reason=stop")));
+    }
 }

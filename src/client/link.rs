@@ -44,23 +44,36 @@ impl Link {
         me: &Identity,
         timeout: Duration,
     ) -> Result<(Link, u64), String> {
-        let stream = TcpStream::connect_timeout(&server, timeout).map_err(|e| format!("cannot connect to {server}: {e}"))?;
+        let stream = TcpStream::connect_timeout(&server, timeout)
+            .map_err(|e| format!("cannot connect to {server}: {e}"))?;
         stream.set_nodelay(true).map_err(|e| e.to_string())?;
-        stream.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
-        stream.set_write_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+        stream
+            .set_read_timeout(Some(timeout))
+            .map_err(|e| e.to_string())?;
+        stream
+            .set_write_timeout(Some(timeout))
+            .map_err(|e| e.to_string())?;
         let mut reader = FrameReader::new();
         let (hs, hello) = ClientHandshake::start(key, session);
-        (&stream).write_all(&frame_plain(&hello)).map_err(|e| format!("handshake write: {e}"))?;
+        (&stream)
+            .write_all(&frame_plain(&hello))
+            .map_err(|e| format!("handshake write: {e}"))?;
         let (_, body) = read_frame_blocking(&stream, &mut reader)?;
         let answer = Message::decode(&body).map_err(|e| format!("handshake: {e}"))?;
-        let (proof, mut ch) = hs.finish(&answer).map_err(|e| format!("handshake with {server}: {e}"))?;
-        (&stream).write_all(&frame_plain(&proof)).map_err(|e| format!("handshake write: {e}"))?;
+        let (proof, mut ch) = hs
+            .finish(&answer)
+            .map_err(|e| format!("handshake with {server}: {e}"))?;
+        (&stream)
+            .write_all(&frame_plain(&proof))
+            .map_err(|e| format!("handshake write: {e}"))?;
         let ident = Message::Hello {
             hostname: me.hostname.as_bytes().to_vec(),
             instance: me.instance,
             version: env!("CARGO_PKG_VERSION").as_bytes().to_vec(),
         };
-        (&stream).write_all(&ch.seal(&ident).map_err(|e| e.to_string())?).map_err(|e| format!("hello: {e}"))?;
+        (&stream)
+            .write_all(&ch.seal(&ident).map_err(|e| e.to_string())?)
+            .map_err(|e| format!("hello: {e}"))?;
         let (prefix, body) = read_frame_blocking(&stream, &mut reader)?;
         let next_seq = match ch.open(&prefix, &body) {
             Ok(Message::Welcome { next_seq }) => next_seq,
@@ -69,7 +82,17 @@ impl Link {
         };
         stream.set_nonblocking(true).map_err(|e| e.to_string())?;
         let now = Instant::now();
-        Ok((Link { stream, reader, ch, out: Vec::new(), last_rx: now, last_tx: now }, next_seq))
+        Ok((
+            Link {
+                stream,
+                reader,
+                ch,
+                out: Vec::new(),
+                last_rx: now,
+                last_tx: now,
+            },
+            next_seq,
+        ))
     }
 
     /// The socket, for poll.
@@ -149,7 +172,10 @@ impl Link {
     }
 }
 
-fn read_frame_blocking(stream: &TcpStream, reader: &mut FrameReader) -> Result<([u8; 4], Vec<u8>), String> {
+fn read_frame_blocking(
+    stream: &TcpStream,
+    reader: &mut FrameReader,
+) -> Result<([u8; 4], Vec<u8>), String> {
     let mut buf = [0u8; 4096];
     loop {
         if let Some(f) = reader.next_frame().map_err(|e| format!("handshake: {e}"))? {

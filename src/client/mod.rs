@@ -46,7 +46,8 @@ pub fn run(args: &ClientArgs) -> Result<()> {
     let exit = crate::sys::stop_on_signals();
     let mut udp = AnnounceSocket::bind(args.port, key.clone())?;
     let ifaces = if args.interfaces.is_empty() {
-        let ifs = crate::netif::list().map_err(|e| Error::io("cannot list network interfaces", e))?;
+        let ifs =
+            crate::netif::list().map_err(|e| Error::io("cannot list network interfaces", e))?;
         crate::netif::capture_interfaces(&ifs)
     } else {
         args.interfaces.clone()
@@ -61,7 +62,11 @@ pub fn run(args: &ClientArgs) -> Result<()> {
         me.hostname,
         args.port,
         key.fingerprint(),
-        if ifaces.is_empty() { "no interface".to_string() } else { ifaces.join(", ") }
+        if ifaces.is_empty() {
+            "no interface".to_string()
+        } else {
+            ifaces.join(", ")
+        }
     );
     let mut last_attempt: HashMap<SocketAddr, Instant> = HashMap::new();
     let mut reported_rejects = 0;
@@ -77,7 +82,10 @@ pub fn run(args: &ClientArgs) -> Result<()> {
             }
             let server = SocketAddr::new(from.ip(), a.tcp_port);
             let now = Instant::now();
-            if last_attempt.get(&server).is_some_and(|t| now.duration_since(*t) < ATTEMPT_INTERVAL) {
+            if last_attempt
+                .get(&server)
+                .is_some_and(|t| now.duration_since(*t) < ATTEMPT_INTERVAL)
+            {
                 continue;
             }
             last_attempt.insert(server, now);
@@ -88,10 +96,18 @@ pub fn run(args: &ClientArgs) -> Result<()> {
                         key: key.clone(),
                         me: me.clone(),
                         workers: worker_specs(&exe, &ifaces, server, args),
-                        notes: if ifaces.is_empty() { vec!["no network interface to capture on".into()] } else { vec![] },
+                        notes: if ifaces.is_empty() {
+                            vec!["no network interface to capture on".into()]
+                        } else {
+                            vec![]
+                        },
                     };
-                    let ended = session::run(&cfg, &mut udp, server, a.session, link, next_seq, exit);
-                    println!("session {} ended; waiting for announcements", a.session.short());
+                    let ended =
+                        session::run(&cfg, &mut udp, server, a.session, link, next_seq, exit);
+                    println!(
+                        "session {} ended; waiting for announcements",
+                        a.session.short()
+                    );
                     if ended == Ended::Signalled {
                         return Ok(());
                     }
@@ -100,7 +116,10 @@ pub fn run(args: &ClientArgs) -> Result<()> {
             }
         }
         if udp.rejected != reported_rejects && last_report.elapsed() >= Duration::from_secs(10) {
-            println!("ignored {} datagrams that did not open under our key", udp.rejected - reported_rejects);
+            println!(
+                "ignored {} datagrams that did not open under our key",
+                udp.rejected - reported_rejects
+            );
             reported_rejects = udp.rejected;
             last_report = Instant::now();
         }
@@ -108,8 +127,17 @@ pub fn run(args: &ClientArgs) -> Result<()> {
     Ok(())
 }
 
-fn worker_specs(exe: &std::path::Path, ifaces: &[String], server: SocketAddr, args: &ClientArgs) -> Vec<WorkerSpec> {
-    let mut specs = vec![WorkerSpec { name: "mounts", program: exe.to_path_buf(), args: vec!["__mount-worker".into()] }];
+fn worker_specs(
+    exe: &std::path::Path,
+    ifaces: &[String],
+    server: SocketAddr,
+    args: &ClientArgs,
+) -> Vec<WorkerSpec> {
+    let mut specs = vec![WorkerSpec {
+        name: "mounts",
+        program: exe.to_path_buf(),
+        args: vec!["__mount-worker".into()],
+    }];
     if !ifaces.is_empty() {
         let mut a = vec!["__capture-worker".to_string()];
         for i in ifaces {
@@ -125,7 +153,11 @@ fn worker_specs(exe: &std::path::Path, ifaces: &[String], server: SocketAddr, ar
         if args.per_packet {
             a.push("--per-packet".into());
         }
-        specs.push(WorkerSpec { name: "capture", program: exe.to_path_buf(), args: a });
+        specs.push(WorkerSpec {
+            name: "capture",
+            program: exe.to_path_buf(),
+            args: a,
+        });
     }
     specs
 }

@@ -87,7 +87,11 @@ pub fn run(
     };
     run.push(Event::now(
         EventKind::Status,
-        format!("monitoring started (proctor {}, session {})", env!("CARGO_PKG_VERSION"), session.short()),
+        format!(
+            "monitoring started (proctor {}, session {})",
+            env!("CARGO_PKG_VERSION"),
+            session.short()
+        ),
     ));
     for n in &cfg.notes {
         run.push(Event::now(EventKind::Status, n.clone()));
@@ -100,7 +104,16 @@ pub fn run(
     loop {
         set.clear();
         let udp_i = set.push(udp.fd(), poll::IN);
-        let link_i = run.link.as_ref().map(|l| set.push(l.fd(), if l.wants_write() { poll::IN | poll::OUT } else { poll::IN }));
+        let link_i = run.link.as_ref().map(|l| {
+            set.push(
+                l.fd(),
+                if l.wants_write() {
+                    poll::IN | poll::OUT
+                } else {
+                    poll::IN
+                },
+            )
+        });
         let first_worker = udp_i + 1 + usize::from(link_i.is_some());
         for w in &run.workers {
             set.push(w.fd(), poll::IN);
@@ -112,7 +125,10 @@ pub fn run(
         let now = Instant::now();
         if exit.load(Ordering::SeqCst) && !signalled {
             signalled = true;
-            run.push(Event::now(EventKind::Status, "client asked to exit (signal); stopping monitoring"));
+            run.push(Event::now(
+                EventKind::Status,
+                "client asked to exit (signal); stopping monitoring",
+            ));
             run.begin_stop(now);
         }
         if set.revents(udp_i) != 0 {
@@ -143,7 +159,11 @@ pub fn run(
             let workers_done = run.workers.iter().all(|w| w.is_eof());
             if workers_done && run.queue.is_empty() && run.link.is_some() {
                 run.say_bye();
-                return if signalled { Ended::Signalled } else { Ended::Stopped };
+                return if signalled {
+                    Ended::Signalled
+                } else {
+                    Ended::Stopped
+                };
             }
             if now >= deadline {
                 for w in run.workers.iter_mut() {
@@ -159,7 +179,11 @@ pub fn run(
                 if run.link.is_some() {
                     run.say_bye();
                 }
-                return if signalled { Ended::Signalled } else { Ended::Stopped };
+                return if signalled {
+                    Ended::Signalled
+                } else {
+                    Ended::Stopped
+                };
             }
         }
     }
@@ -174,7 +198,12 @@ impl Run<'_> {
             self.dropped += 1;
         }
         if let Some(l) = self.link.as_mut() {
-            let msg = Message::Event { seq, ts_ms: event.ts_ms, kind: event.kind, detail: event.detail.as_bytes().to_vec() };
+            let msg = Message::Event {
+                seq,
+                ts_ms: event.ts_ms,
+                kind: event.kind,
+                detail: event.detail.as_bytes().to_vec(),
+            };
             if let Err(e) = l.send(&msg) {
                 self.queue.push_back((seq, event));
                 self.drop_link(&e);
@@ -188,11 +217,17 @@ impl Run<'_> {
         match Worker::spawn(spec) {
             Ok(w) => {
                 if restart {
-                    self.push(Event::now(EventKind::Status, format!("{} worker restarted (pid {})", spec.name, w.pid())));
+                    self.push(Event::now(
+                        EventKind::Status,
+                        format!("{} worker restarted (pid {})", spec.name, w.pid()),
+                    ));
                 }
                 self.workers.push(w);
             }
-            Err(e) => self.push(Event::now(EventKind::Status, format!("cannot start {} worker: {e}", spec.name))),
+            Err(e) => self.push(Event::now(
+                EventKind::Status,
+                format!("cannot start {} worker: {e}", spec.name),
+            )),
         }
     }
 
@@ -214,11 +249,17 @@ impl Run<'_> {
                 continue;
             }
             let mut w = self.workers.remove(i);
-            let status = w.wait().map(|s| s.to_string()).unwrap_or_else(|| "unknown status".into());
+            let status = w
+                .wait()
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "unknown status".into());
             let spec = w.spec().clone();
             drop(w);
             self.finished_workers += 1;
-            self.push(Event::now(EventKind::Status, format!("{} worker exited unexpectedly ({status})", spec.name)));
+            self.push(Event::now(
+                EventKind::Status,
+                format!("{} worker exited unexpectedly ({status})", spec.name),
+            ));
             if self.finished_workers > 20 {
                 // A worker that keeps dying must not spin the CPU; slow the restarts.
                 std::thread::sleep(Duration::from_millis(500));
@@ -249,7 +290,10 @@ impl Run<'_> {
 
     fn drop_link(&mut self, why: &str) {
         if self.link.take().is_some() {
-            eprintln!("proctor client: connection to {} lost ({why}); events are kept and resent", self.server);
+            eprintln!(
+                "proctor client: connection to {} lost ({why}); events are kept and resent",
+                self.server
+            );
             self.last_attempt = Instant::now();
         }
     }
@@ -269,7 +313,13 @@ impl Run<'_> {
             return;
         }
         self.last_attempt = now;
-        match Link::connect(self.server, &self.cfg.key, self.session, &self.cfg.me, Duration::from_millis(800)) {
+        match Link::connect(
+            self.server,
+            &self.cfg.key,
+            self.session,
+            &self.cfg.me,
+            Duration::from_millis(800),
+        ) {
             Ok((link, next_seq)) => {
                 eprintln!("proctor client: reconnected to {}", self.server);
                 while self.queue.front().is_some_and(|(s, _)| *s < next_seq) {
@@ -279,7 +329,12 @@ impl Run<'_> {
                 let resend: Vec<Message> = self
                     .queue
                     .iter()
-                    .map(|(seq, e)| Message::Event { seq: *seq, ts_ms: e.ts_ms, kind: e.kind, detail: e.detail.as_bytes().to_vec() })
+                    .map(|(seq, e)| Message::Event {
+                        seq: *seq,
+                        ts_ms: e.ts_ms,
+                        kind: e.kind,
+                        detail: e.detail.as_bytes().to_vec(),
+                    })
                     .collect();
                 for m in resend {
                     if let Some(l) = self.link.as_mut()
@@ -291,13 +346,21 @@ impl Run<'_> {
                 }
                 if self.dropped > 0 {
                     let n = std::mem::take(&mut self.dropped);
-                    self.push(Event::now(EventKind::Status, format!("{n} oldest events dropped: queue full while the server was unreachable")));
+                    self.push(Event::now(
+                        EventKind::Status,
+                        format!(
+                            "{n} oldest events dropped: queue full while the server was unreachable"
+                        ),
+                    ));
                 }
             }
             Err(e) => {
                 if e.contains("refused:") {
                     // The server is up but no longer runs our session: it ended while we were away.
-                    eprintln!("proctor client: {e}; ending session {}", self.session.short());
+                    eprintln!(
+                        "proctor client: {e}; ending session {}",
+                        self.session.short()
+                    );
                     self.stopping = Some(Instant::now());
                     for w in self.workers.iter_mut() {
                         w.kill();

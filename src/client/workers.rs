@@ -50,9 +50,19 @@ impl Worker {
             .stderr(Stdio::inherit())
             .spawn()?;
         let stdin = child.stdin.take();
-        let stdout = child.stdout.take().ok_or_else(|| std::io::Error::other("no stdout pipe"))?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| std::io::Error::other("no stdout pipe"))?;
         set_nonblocking(stdout.as_raw_fd())?;
-        Ok(Worker { spec: spec.clone(), child, stdin, stdout, buf: Vec::new(), eof: false })
+        Ok(Worker {
+            spec: spec.clone(),
+            child,
+            stdin,
+            stdout,
+            buf: Vec::new(),
+            eof: false,
+        })
     }
 
     /// How it was started (for restarts).
@@ -100,7 +110,10 @@ impl Worker {
         let mut start = 0;
         while let Some(pos) = self.buf[start..].iter().position(|&b| b == b'\n') {
             let line = &self.buf[start..start + pos];
-            if let Some(e) = std::str::from_utf8(line).ok().and_then(Event::parse_worker_line) {
+            if let Some(e) = std::str::from_utf8(line)
+                .ok()
+                .and_then(Event::parse_worker_line)
+            {
                 events.push(e);
             }
             start += pos + 1;

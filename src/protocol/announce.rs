@@ -125,7 +125,12 @@ impl Announcement {
         sid.copy_from_slice(&body[3..3 + SESSION_ID_LEN]);
         let mut ts = [0u8; 8];
         ts.copy_from_slice(&body[3 + SESSION_ID_LEN..]);
-        Ok(Announcement { kind, tcp_port, session: SessionId(sid), ts_ms: u64::from_be_bytes(ts) })
+        Ok(Announcement {
+            kind,
+            tcp_port,
+            session: SessionId(sid),
+            ts_ms: u64::from_be_bytes(ts),
+        })
     }
 }
 
@@ -134,7 +139,12 @@ mod tests {
     use super::*;
 
     fn sample() -> Announcement {
-        Announcement { kind: AnnounceKind::Start, tcp_port: 45000, session: SessionId([5; 16]), ts_ms: 123 }
+        Announcement {
+            kind: AnnounceKind::Start,
+            tcp_port: 45000,
+            session: SessionId([5; 16]),
+            ts_ms: 123,
+        }
     }
 
     #[test]
@@ -143,7 +153,10 @@ mod tests {
         let d = sample().seal(&key);
         assert_eq!(d.len(), DATAGRAM_LEN);
         assert_eq!(Announcement::open(&key, &d), Ok(sample()));
-        let stop = Announcement { kind: AnnounceKind::Stop, ..sample() };
+        let stop = Announcement {
+            kind: AnnounceKind::Stop,
+            ..sample()
+        };
         assert_eq!(Announcement::open(&key, &stop.seal(&key)), Ok(stop));
     }
 
@@ -157,15 +170,24 @@ mod tests {
     fn rejects_wrong_key_truncation_and_bit_flips() {
         let key = Key::from_bytes([1; 32]);
         let d = sample().seal(&key);
-        assert_eq!(Announcement::open(&Key::from_bytes([2; 32]), &d), Err(AnnounceError::BadTag));
+        assert_eq!(
+            Announcement::open(&Key::from_bytes([2; 32]), &d),
+            Err(AnnounceError::BadTag)
+        );
         for n in 0..d.len() {
-            assert_eq!(Announcement::open(&key, &d[..n]), Err(AnnounceError::BadLength));
+            assert_eq!(
+                Announcement::open(&key, &d[..n]),
+                Err(AnnounceError::BadLength)
+            );
         }
         for i in 0..d.len() {
             for bit in 0..8 {
                 let mut bad = d.clone();
                 bad[i] ^= 1 << bit;
-                assert!(Announcement::open(&key, &bad).is_err(), "flip byte {i} bit {bit}");
+                assert!(
+                    Announcement::open(&key, &bad).is_err(),
+                    "flip byte {i} bit {bit}"
+                );
             }
         }
     }
@@ -175,7 +197,11 @@ mod tests {
         let key = Key::from_bytes([1; 32]);
         let mut x: u64 = 0x9e3779b97f4a7c15;
         for i in 0..20_000 {
-            let len = if i % 2 == 0 { DATAGRAM_LEN } else { (i % 200) as usize };
+            let len = if i % 2 == 0 {
+                DATAGRAM_LEN
+            } else {
+                (i % 200) as usize
+            };
             let mut buf = vec![0u8; len];
             for b in buf.iter_mut() {
                 x ^= x << 13;

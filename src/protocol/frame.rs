@@ -39,7 +39,11 @@ pub fn check(buf: &[u8]) -> Result<Option<usize>, FrameError> {
     if len == 0 {
         return Err(FrameError::Empty);
     }
-    if buf.len() < LEN_PREFIX + len { Ok(None) } else { Ok(Some(LEN_PREFIX + len)) }
+    if buf.len() < LEN_PREFIX + len {
+        Ok(None)
+    } else {
+        Ok(Some(LEN_PREFIX + len))
+    }
 }
 
 /// The length prefix for a body of `len` bytes (which must not exceed [`MAX_FRAME`]).
@@ -129,7 +133,10 @@ mod tests {
     #[test]
     fn rejects_oversized_and_empty() {
         assert_eq!(check(&[0xff, 0xff, 0xff, 0xff]), Err(FrameError::TooLarge));
-        assert_eq!(check(&((MAX_FRAME as u32 + 1).to_be_bytes())), Err(FrameError::TooLarge));
+        assert_eq!(
+            check(&((MAX_FRAME as u32 + 1).to_be_bytes())),
+            Err(FrameError::TooLarge)
+        );
         assert_eq!(check(&[0, 0, 0, 0]), Err(FrameError::Empty));
         assert_eq!(check(&[0, 0, 0]), Ok(None));
         assert_eq!(check(&prefix(MAX_FRAME)), Ok(None));

@@ -45,7 +45,9 @@ impl std::fmt::Display for HandshakeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             HandshakeError::Unexpected => f.write_str("unexpected message during handshake"),
-            HandshakeError::BadVersion(v) => write!(f, "peer speaks protocol version {v}, we speak {VERSION}"),
+            HandshakeError::BadVersion(v) => {
+                write!(f, "peer speaks protocol version {v}, we speak {VERSION}")
+            }
             HandshakeError::WrongSession => f.write_str("not the session this server is running"),
             HandshakeError::BadProof => f.write_str("peer failed to prove it holds the key"),
             HandshakeError::Rejected(r) => write!(f, "server refused: {}", crate::event::escape(r)),
@@ -78,9 +80,24 @@ impl ClientHandshake {
     }
 
     /// As [`ClientHandshake::start`] with a chosen nonce (tests).
-    pub fn start_with_nonce(key: &Key, session: SessionId, nonce: [u8; HS_NONCE_LEN]) -> (Self, Message) {
-        let hello = Message::ClientHello { version: VERSION, session, nonce };
-        (ClientHandshake { key: key.clone(), session, nonce }, hello)
+    pub fn start_with_nonce(
+        key: &Key,
+        session: SessionId,
+        nonce: [u8; HS_NONCE_LEN],
+    ) -> (Self, Message) {
+        let hello = Message::ClientHello {
+            version: VERSION,
+            session,
+            nonce,
+        };
+        (
+            ClientHandshake {
+                key: key.clone(),
+                session,
+                nonce,
+            },
+            hello,
+        )
     }
 
     /// Verifies the server's answer; on success returns the proof to send and the channel.
@@ -91,7 +108,8 @@ impl ClientHandshake {
             _ => return Err(HandshakeError::Unexpected),
         };
         let t: [&[u8]; 3] = [&self.session.0, &self.nonce, sn];
-        crypto::verify_proof(&self.key, SERVER_LABEL, &t, sproof).map_err(|_| HandshakeError::BadProof)?;
+        crypto::verify_proof(&self.key, SERVER_LABEL, &t, sproof)
+            .map_err(|_| HandshakeError::BadProof)?;
         let proof = crypto::proof(&self.key, CLIENT_LABEL, &t);
         let ch = SecureChannel {
             send: StreamCipher::new(crypto::derive(&self.key, C2S_LABEL, &t)),
@@ -110,7 +128,11 @@ pub struct ServerHandshake {
 
 impl ServerHandshake {
     /// Answers a client hello for the server's `current` session (None = no session running).
-    pub fn respond(key: &Key, current: Option<SessionId>, hello: &Message) -> Result<(Self, Message), HandshakeError> {
+    pub fn respond(
+        key: &Key,
+        current: Option<SessionId>,
+        hello: &Message,
+    ) -> Result<(Self, Message), HandshakeError> {
         Self::respond_with_nonce(key, current, hello, crypto::random())
     }
 
@@ -122,7 +144,11 @@ impl ServerHandshake {
         server_nonce: [u8; HS_NONCE_LEN],
     ) -> Result<(Self, Message), HandshakeError> {
         let (version, session, cn) = match hello {
-            Message::ClientHello { version, session, nonce } => (*version, *session, *nonce),
+            Message::ClientHello {
+                version,
+                session,
+                nonce,
+            } => (*version, *session, *nonce),
             _ => return Err(HandshakeError::Unexpected),
         };
         if version != VERSION {
@@ -134,8 +160,15 @@ impl ServerHandshake {
         let t: [&[u8]; 3] = [&session.0, &cn, &server_nonce];
         let proof = crypto::proof(key, SERVER_LABEL, &t);
         Ok((
-            ServerHandshake { session, client_nonce: cn, server_nonce },
-            Message::ServerHello { nonce: server_nonce, proof },
+            ServerHandshake {
+                session,
+                client_nonce: cn,
+                server_nonce,
+            },
+            Message::ServerHello {
+                nonce: server_nonce,
+                proof,
+            },
         ))
     }
 
@@ -170,7 +203,10 @@ impl SecureChannel {
         let body = msg.encode();
         let ct_len = body.len() + crypto::TAG_LEN;
         let prefix = frame::prefix(ct_len);
-        let ct = self.send.seal(&prefix, &body).map_err(HandshakeError::BadFrame)?;
+        let ct = self
+            .send
+            .seal(&prefix, &body)
+            .map_err(HandshakeError::BadFrame)?;
         let mut out = Vec::with_capacity(LEN_PREFIX + ct.len());
         out.extend_from_slice(&prefix);
         out.extend_from_slice(&ct);
@@ -178,8 +214,15 @@ impl SecureChannel {
     }
 
     /// Opens one frame (as returned by [`frame::FrameReader::next_frame`]).
-    pub fn open(&mut self, prefix: &[u8; LEN_PREFIX], body: &[u8]) -> Result<Message, HandshakeError> {
-        let pt = self.recv.open(prefix, body).map_err(HandshakeError::BadFrame)?;
+    pub fn open(
+        &mut self,
+        prefix: &[u8; LEN_PREFIX],
+        body: &[u8],
+    ) -> Result<Message, HandshakeError> {
+        let pt = self
+            .recv
+            .open(prefix, body)
+            .map_err(HandshakeError::BadFrame)?;
         Message::decode(&pt).map_err(HandshakeError::Decode)
     }
 }
@@ -237,7 +280,10 @@ mod tests {
         // The client cannot verify, and a proof made under the wrong key is refused.
         let (_, answer2) = ServerHandshake::respond(&key(2), Some(sid), &hello).unwrap();
         let (proof, _) = c.finish(&answer2).unwrap();
-        assert!(matches!(s.finish(&key(1), &proof), Err(HandshakeError::BadProof)));
+        assert!(matches!(
+            s.finish(&key(1), &proof),
+            Err(HandshakeError::BadProof)
+        ));
     }
 
     #[test]
@@ -247,8 +293,15 @@ mod tests {
             ServerHandshake::respond(&key(1), Some(SessionId([2; 16])), &hello),
             Err(HandshakeError::WrongSession)
         ));
-        assert!(matches!(ServerHandshake::respond(&key(1), None, &hello), Err(HandshakeError::WrongSession)));
-        let bad = Message::ClientHello { version: 99, session: SessionId([1; 16]), nonce: [0; 32] };
+        assert!(matches!(
+            ServerHandshake::respond(&key(1), None, &hello),
+            Err(HandshakeError::WrongSession)
+        ));
+        let bad = Message::ClientHello {
+            version: 99,
+            session: SessionId([1; 16]),
+            nonce: [0; 32],
+        };
         assert!(matches!(
             ServerHandshake::respond(&key(1), Some(SessionId([1; 16])), &bad),
             Err(HandshakeError::BadVersion(99))
@@ -261,13 +314,23 @@ mod tests {
         let (_, hello1) = ClientHandshake::start(&key(1), sid);
         let (_, recorded) = ServerHandshake::respond(&key(1), Some(sid), &hello1).unwrap();
         let (c2, _) = ClientHandshake::start(&key(1), sid);
-        assert!(matches!(c2.finish(&recorded), Err(HandshakeError::BadProof)));
+        assert!(matches!(
+            c2.finish(&recorded),
+            Err(HandshakeError::BadProof)
+        ));
     }
 
     #[test]
     fn replayed_and_reordered_frames_fail() {
         let (mut c, mut s) = pair();
-        let f1 = c.seal(&Message::Event { seq: 1, ts_ms: 0, kind: crate::event::EventKind::Net, detail: vec![] }).unwrap();
+        let f1 = c
+            .seal(&Message::Event {
+                seq: 1,
+                ts_ms: 0,
+                kind: crate::event::EventKind::Net,
+                detail: vec![],
+            })
+            .unwrap();
         let f2 = c.seal(&Message::Heartbeat).unwrap();
         assert!(open_all(&mut s, &f2).is_err(), "reordered");
         let (mut c, mut s) = pair();

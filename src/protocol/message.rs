@@ -19,19 +19,35 @@ pub const MAX_STR: usize = 16 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
     /// Client -> server, first frame: which session it answers, and its fresh nonce.
-    ClientHello { version: u8, session: SessionId, nonce: [u8; HS_NONCE_LEN] },
+    ClientHello {
+        version: u8,
+        session: SessionId,
+        nonce: [u8; HS_NONCE_LEN],
+    },
     /// Server -> client: its fresh nonce and proof that it holds the key.
-    ServerHello { nonce: [u8; HS_NONCE_LEN], proof: [u8; PROOF_LEN] },
+    ServerHello {
+        nonce: [u8; HS_NONCE_LEN],
+        proof: [u8; PROOF_LEN],
+    },
     /// Client -> server: proof that the client holds the key.
     ClientProof { proof: [u8; PROOF_LEN] },
     /// Server -> client in clear: why the handshake is refused (informational only).
     Reject { reason: String },
     /// Client -> server, first sealed frame: who this is.
-    Hello { hostname: Vec<u8>, instance: [u8; INSTANCE_LEN], version: Vec<u8> },
+    Hello {
+        hostname: Vec<u8>,
+        instance: [u8; INSTANCE_LEN],
+        version: Vec<u8>,
+    },
     /// Server -> client: the next sequence number it expects (everything below is written).
     Welcome { next_seq: u64 },
     /// Client -> server: one observation.
-    Event { seq: u64, ts_ms: u64, kind: EventKind, detail: Vec<u8> },
+    Event {
+        seq: u64,
+        ts_ms: u64,
+        kind: EventKind,
+        detail: Vec<u8>,
+    },
     /// Server -> client: every event up to and including `seq` is in the log file.
     Ack { seq: u64 },
     /// Either direction: still alive.
@@ -94,7 +110,11 @@ impl Message {
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(64);
         match self {
-            Message::ClientHello { version, session, nonce } => {
+            Message::ClientHello {
+                version,
+                session,
+                nonce,
+            } => {
                 out.push(tag::CLIENT_HELLO);
                 out.push(*version);
                 out.extend_from_slice(&session.0);
@@ -113,7 +133,11 @@ impl Message {
                 out.push(tag::REJECT);
                 put_str(&mut out, reason.as_bytes());
             }
-            Message::Hello { hostname, instance, version } => {
+            Message::Hello {
+                hostname,
+                instance,
+                version,
+            } => {
                 out.push(tag::HELLO);
                 put_str(&mut out, hostname);
                 out.extend_from_slice(instance);
@@ -123,7 +147,12 @@ impl Message {
                 out.push(tag::WELCOME);
                 out.extend_from_slice(&next_seq.to_be_bytes());
             }
-            Message::Event { seq, ts_ms, kind, detail } => {
+            Message::Event {
+                seq,
+                ts_ms,
+                kind,
+                detail,
+            } => {
                 out.push(tag::EVENT);
                 out.extend_from_slice(&seq.to_be_bytes());
                 out.extend_from_slice(&ts_ms.to_be_bytes());
@@ -153,17 +182,31 @@ impl Message {
                 session: SessionId(r.array::<SESSION_ID_LEN>()?),
                 nonce: r.array()?,
             },
-            tag::SERVER_HELLO => Message::ServerHello { nonce: r.array()?, proof: r.array()? },
+            tag::SERVER_HELLO => Message::ServerHello {
+                nonce: r.array()?,
+                proof: r.array()?,
+            },
             tag::CLIENT_PROOF => Message::ClientProof { proof: r.array()? },
-            tag::REJECT => Message::Reject { reason: String::from_utf8_lossy(r.str()?).into_owned() },
-            tag::HELLO => Message::Hello { hostname: r.str()?.to_vec(), instance: r.array()?, version: r.str()?.to_vec() },
+            tag::REJECT => Message::Reject {
+                reason: String::from_utf8_lossy(r.str()?).into_owned(),
+            },
+            tag::HELLO => Message::Hello {
+                hostname: r.str()?.to_vec(),
+                instance: r.array()?,
+                version: r.str()?.to_vec(),
+            },
             tag::WELCOME => Message::Welcome { next_seq: r.u64()? },
             tag::EVENT => {
                 let seq = r.u64()?;
                 let ts_ms = r.u64()?;
                 let code = r.u8()?;
                 let kind = EventKind::from_code(code).ok_or(DecodeError::UnknownKind(code))?;
-                Message::Event { seq, ts_ms, kind, detail: r.str()?.to_vec() }
+                Message::Event {
+                    seq,
+                    ts_ms,
+                    kind,
+                    detail: r.str()?.to_vec(),
+                }
             }
             tag::ACK => Message::Ack { seq: r.u64()? },
             tag::HEARTBEAT => Message::Heartbeat,
@@ -217,13 +260,31 @@ mod tests {
 
     fn all() -> Vec<Message> {
         vec![
-            Message::ClientHello { version: 1, session: SessionId([1; 16]), nonce: [2; 32] },
-            Message::ServerHello { nonce: [3; 32], proof: [4; 32] },
+            Message::ClientHello {
+                version: 1,
+                session: SessionId([1; 16]),
+                nonce: [2; 32],
+            },
+            Message::ServerHello {
+                nonce: [3; 32],
+                proof: [4; 32],
+            },
             Message::ClientProof { proof: [5; 32] },
-            Message::Reject { reason: "no".into() },
-            Message::Hello { hostname: b"pc-01".to_vec(), instance: [6; 16], version: b"0.1.0".to_vec() },
+            Message::Reject {
+                reason: "no".into(),
+            },
+            Message::Hello {
+                hostname: b"pc-01".to_vec(),
+                instance: [6; 16],
+                version: b"0.1.0".to_vec(),
+            },
             Message::Welcome { next_seq: 7 },
-            Message::Event { seq: 8, ts_ms: 9, kind: EventKind::Mount, detail: b"tmpfs \xff".to_vec() },
+            Message::Event {
+                seq: 8,
+                ts_ms: 9,
+                kind: EventKind::Mount,
+                detail: b"tmpfs \xff".to_vec(),
+            },
             Message::Ack { seq: 10 },
             Message::Heartbeat,
             Message::Stop,
@@ -248,7 +309,13 @@ mod tests {
     #[test]
     fn unknown_tags_and_kinds_are_errors() {
         assert_eq!(Message::decode(&[200]), Err(DecodeError::UnknownTag(200)));
-        let mut e = Message::Event { seq: 1, ts_ms: 1, kind: EventKind::Net, detail: vec![] }.encode();
+        let mut e = Message::Event {
+            seq: 1,
+            ts_ms: 1,
+            kind: EventKind::Net,
+            detail: vec![],
+        }
+        .encode();
         e[17] = 99;
         assert_eq!(Message::decode(&e), Err(DecodeError::UnknownKind(99)));
     }

@@ -29,7 +29,12 @@ fn broadcast_socket() -> std::io::Result<std::net::UdpSocket> {
 }
 
 /// Sends one sealed announcement to every target; returns the first error per target.
-pub fn send_once(sock: &std::net::UdpSocket, key: &Key, targets: &[SocketAddrV4], a: &Announcement) -> Vec<String> {
+pub fn send_once(
+    sock: &std::net::UdpSocket,
+    key: &Key,
+    targets: &[SocketAddrV4],
+    a: &Announcement,
+) -> Vec<String> {
     let mut errors = Vec::new();
     for t in targets {
         if let Err(e) = sock.send_to(&a.seal(key), t) {
@@ -51,29 +56,36 @@ impl Announcer {
     ) -> std::io::Result<Announcer> {
         let sock = broadcast_socket()?;
         let (stop, stop_rx) = mpsc::channel::<()>();
-        let thread = std::thread::Builder::new().name("announcer".into()).spawn(move || {
-            let make = |kind| Announcement { kind, tcp_port, session, ts_ms: crate::timefmt::now_ms() };
-            let mut warned = false;
-            loop {
-                let errs = send_once(&sock, &key, &targets, &make(AnnounceKind::Start));
-                if !errs.is_empty() && !warned {
-                    warned = true;
-                    for e in errs {
-                        let _ = warn.send(e);
+        let thread = std::thread::Builder::new()
+            .name("announcer".into())
+            .spawn(move || {
+                let make = |kind| Announcement {
+                    kind,
+                    tcp_port,
+                    session,
+                    ts_ms: crate::timefmt::now_ms(),
+                };
+                let mut warned = false;
+                loop {
+                    let errs = send_once(&sock, &key, &targets, &make(AnnounceKind::Start));
+                    if !errs.is_empty() && !warned {
+                        warned = true;
+                        for e in errs {
+                            let _ = warn.send(e);
+                        }
+                    }
+                    match stop_rx.recv_timeout(every) {
+                        Err(RecvTimeoutError::Timeout) => continue,
+                        Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
                     }
                 }
-                match stop_rx.recv_timeout(every) {
-                    Err(RecvTimeoutError::Timeout) => continue,
-                    Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
+                for i in 0..STOP_REPEATS {
+                    send_once(&sock, &key, &targets, &make(AnnounceKind::Stop));
+                    if i + 1 < STOP_REPEATS {
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
                 }
-            }
-            for i in 0..STOP_REPEATS {
-                send_once(&sock, &key, &targets, &make(AnnounceKind::Stop));
-                if i + 1 < STOP_REPEATS {
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-            }
-        })?;
+            })?;
         Ok(Announcer { stop, thread })
     }
 

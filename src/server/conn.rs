@@ -25,7 +25,11 @@ pub enum Input {
     /// The connection was refused and is closing; the reason is for counters and logs.
     Refused(String),
     /// The handshake completed and the client said who it is.
-    Hello { hostname: Vec<u8>, instance: [u8; INSTANCE_LEN], version: Vec<u8> },
+    Hello {
+        hostname: Vec<u8>,
+        instance: [u8; INSTANCE_LEN],
+        version: Vec<u8>,
+    },
     /// A message on an established connection.
     Message(Message),
 }
@@ -72,7 +76,11 @@ pub struct Conn {
 
 impl Conn {
     /// Wraps an accepted socket; the handshake must finish before `handshake_deadline`.
-    pub fn new(stream: TcpStream, peer: SocketAddr, handshake_deadline: Instant) -> std::io::Result<Conn> {
+    pub fn new(
+        stream: TcpStream,
+        peer: SocketAddr,
+        handshake_deadline: Instant,
+    ) -> std::io::Result<Conn> {
         stream.set_nonblocking(true)?;
         stream.set_nodelay(true)?;
         let now = Instant::now();
@@ -107,7 +115,11 @@ impl Conn {
 
     /// The client, once it has said hello, while the connection is open.
     pub fn client(&self) -> Option<&ClientId> {
-        if self.is_closed() { None } else { self.client.as_ref() }
+        if self.is_closed() {
+            None
+        } else {
+            self.client.as_ref()
+        }
     }
 
     /// The client this connection belonged to, even after it closed.
@@ -159,7 +171,14 @@ impl Conn {
         inputs
     }
 
-    fn frame(&mut self, key: &Key, session: Option<SessionId>, prefix: &[u8; 4], body: &[u8], inputs: &mut Vec<Input>) {
+    fn frame(
+        &mut self,
+        key: &Key,
+        session: Option<SessionId>,
+        prefix: &[u8; 4],
+        body: &[u8],
+        inputs: &mut Vec<Input>,
+    ) {
         let state = std::mem::replace(&mut self.state, State::Closed);
         match state {
             State::AwaitHello => {
@@ -173,8 +192,14 @@ impl Conn {
                         self.state = State::AwaitProof(hs);
                     }
                     Err(HandshakeError::WrongSession) => {
-                        let reason = if session.is_some() { "not the running session" } else { "no session running" };
-                        self.push_out(&frame_plain(&Message::Reject { reason: reason.into() }));
+                        let reason = if session.is_some() {
+                            "not the running session"
+                        } else {
+                            "no session running"
+                        };
+                        self.push_out(&frame_plain(&Message::Reject {
+                            reason: reason.into(),
+                        }));
                         self.closing = true;
                         inputs.push(Input::Refused(format!("client asked for {reason}")));
                     }
@@ -192,9 +217,17 @@ impl Conn {
                 }
             }
             State::AwaitIdentity(mut ch) => match ch.open(prefix, body) {
-                Ok(Message::Hello { hostname, instance, version }) => {
+                Ok(Message::Hello {
+                    hostname,
+                    instance,
+                    version,
+                }) => {
                     self.state = State::Established(ch);
-                    inputs.push(Input::Hello { hostname, instance, version });
+                    inputs.push(Input::Hello {
+                        hostname,
+                        instance,
+                        version,
+                    });
                 }
                 Ok(_) => self.refuse(inputs, "expected hello after handshake".into()),
                 Err(e) => self.refuse(inputs, e.to_string()),
@@ -268,7 +301,12 @@ impl Conn {
 
     /// Records an event waiting for the file write.
     pub fn note_pending(&mut self, seq: u64, ts_ms: u64, kind: EventKind, detail: String) {
-        self.pending.push(Pending { seq, ts_ms, kind, detail });
+        self.pending.push(Pending {
+            seq,
+            ts_ms,
+            kind,
+            detail,
+        });
     }
 
     /// Takes the events read since the last commit.

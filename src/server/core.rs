@@ -52,7 +52,13 @@ pub struct CoreConfig {
 
 impl CoreConfig {
     /// Defaults for everything but key, ports, targets and log root.
-    pub fn new(key: Key, server_port: u16, client_port: u16, broadcasts: Vec<Ipv4Addr>, logs: PathBuf) -> Self {
+    pub fn new(
+        key: Key,
+        server_port: u16,
+        client_port: u16,
+        broadcasts: Vec<Ipv4Addr>,
+        logs: PathBuf,
+    ) -> Self {
         CoreConfig {
             key,
             server_port,
@@ -84,19 +90,36 @@ pub enum Command {
 #[derive(Debug, Clone)]
 pub enum Note {
     /// A session began; its files go to `dir`.
-    SessionStarted { id: SessionId, dir: PathBuf, started_ms: u64 },
+    SessionStarted {
+        id: SessionId,
+        dir: PathBuf,
+        started_ms: u64,
+    },
     /// Stop was requested; waiting for clients' last events.
     SessionStopping { id: SessionId },
     /// The session is over and its files are closed.
     SessionStopped { id: SessionId, dir: PathBuf },
     /// A client completed the handshake (again, if `reconnect_gap_ms` is set).
-    ClientConnected { client: ClientRecord, reconnect_gap_ms: Option<u64>, restarted: bool },
+    ClientConnected {
+        client: ClientRecord,
+        reconnect_gap_ms: Option<u64>,
+        restarted: bool,
+    },
     /// A client went silent or its connection broke.
-    ClientLost { client: ClientRecord, reason: String },
+    ClientLost {
+        client: ClientRecord,
+        reason: String,
+    },
     /// A client finished the session cleanly.
     ClientStopped { client: ClientRecord },
     /// An event was written to a client's file.
-    Event { client: ClientRecord, seq: u64, ts_ms: u64, kind: EventKind, detail: String },
+    Event {
+        client: ClientRecord,
+        seq: u64,
+        ts_ms: u64,
+        kind: EventKind,
+        detail: String,
+    },
     /// Something the invigilator should know (write failures, gaps, send errors).
     Warning(String),
     /// A connection or frame was refused (bad key, wrong session, garbage, timeout).
@@ -169,13 +192,23 @@ pub struct ServerCore {
 
 impl ServerCore {
     /// Binds the listening socket (a port in use is reported here, before any session).
-    pub fn bind(cfg: CoreConfig, sink: Box<dyn FnMut(Note) + Send>) -> Result<(ServerCore, CoreHandle)> {
+    pub fn bind(
+        cfg: CoreConfig,
+        sink: Box<dyn FnMut(Note) + Send>,
+    ) -> Result<(ServerCore, CoreHandle)> {
         let addr = SocketAddr::from(([0, 0, 0, 0], cfg.server_port));
-        let listener = TcpListener::bind(addr).map_err(|e| Error::io(format!("cannot listen on TCP port {}", cfg.server_port), e))?;
-        listener.set_nonblocking(true).map_err(|e| Error::io("listener", e))?;
+        let listener = TcpListener::bind(addr)
+            .map_err(|e| Error::io(format!("cannot listen on TCP port {}", cfg.server_port), e))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| Error::io("listener", e))?;
         let (wake_tx, wake_rx) = UnixStream::pair().map_err(|e| Error::io("wake-up socket", e))?;
-        wake_rx.set_nonblocking(true).map_err(|e| Error::io("wake-up socket", e))?;
-        wake_tx.set_nonblocking(true).map_err(|e| Error::io("wake-up socket", e))?;
+        wake_rx
+            .set_nonblocking(true)
+            .map_err(|e| Error::io("wake-up socket", e))?;
+        wake_tx
+            .set_nonblocking(true)
+            .map_err(|e| Error::io("wake-up socket", e))?;
         let (tx, cmds) = mpsc::channel();
         let (warn_tx, warn_rx) = mpsc::channel();
         let core = ServerCore {
@@ -191,7 +224,13 @@ impl ServerCore {
             shutdown: false,
             counters: Counters::default(),
         };
-        Ok((core, CoreHandle { tx, wake: std::sync::Arc::new(wake_tx) }))
+        Ok((
+            core,
+            CoreHandle {
+                tx,
+                wake: std::sync::Arc::new(wake_tx),
+            },
+        ))
     }
 
     /// The address actually bound (useful when the port was 0).
@@ -208,9 +247,17 @@ impl ServerCore {
             let listen_i = set.push(self.listener.as_raw_fd(), poll::IN);
             let first_conn = listen_i + 1;
             for c in &self.conns {
-                set.push(c.fd(), if c.wants_write() { poll::IN | poll::OUT } else { poll::IN });
+                set.push(
+                    c.fd(),
+                    if c.wants_write() {
+                        poll::IN | poll::OUT
+                    } else {
+                        poll::IN
+                    },
+                );
             }
-            set.wait(Duration::from_millis(100)).map_err(|e| Error::io("poll", e))?;
+            set.wait(Duration::from_millis(100))
+                .map_err(|e| Error::io("poll", e))?;
             let now = Instant::now();
             if set.revents(wake_i) != 0 {
                 let mut buf = [0u8; 64];
@@ -269,9 +316,17 @@ impl ServerCore {
         let id = SessionId::random();
         let started_ms = now_ms();
         let session = Session::create(&self.cfg.logs, id, started_ms)?;
-        let header = HeaderInfo { session: id.hex(), started_ms, key_fingerprint: self.cfg.key.fingerprint() };
-        let targets: Vec<SocketAddrV4> =
-            self.cfg.broadcasts.iter().map(|b| SocketAddrV4::new(*b, self.cfg.client_port)).collect();
+        let header = HeaderInfo {
+            session: id.hex(),
+            started_ms,
+            key_fingerprint: self.cfg.key.fingerprint(),
+        };
+        let targets: Vec<SocketAddrV4> = self
+            .cfg
+            .broadcasts
+            .iter()
+            .map(|b| SocketAddrV4::new(*b, self.cfg.client_port))
+            .collect();
         let announcer = Announcer::spawn(
             self.cfg.key.clone(),
             targets,
@@ -289,12 +344,18 @@ impl ServerCore {
             announcer_stopping: None,
             stopping_until: None,
         });
-        (self.sink)(Note::SessionStarted { id, dir, started_ms });
+        (self.sink)(Note::SessionStarted {
+            id,
+            dir,
+            started_ms,
+        });
         Ok(())
     }
 
     fn begin_stop(&mut self, now: Instant) {
-        let Some(a) = self.active.as_mut() else { return };
+        let Some(a) = self.active.as_mut() else {
+            return;
+        };
         if a.stopping_until.is_some() {
             return;
         }
@@ -314,8 +375,12 @@ impl ServerCore {
 
     /// Ends a stopping session once every client said bye or the grace time ran out.
     fn maybe_finish_stop(&mut self, now: Instant) -> bool {
-        let Some(a) = self.active.as_ref() else { return false };
-        let Some(until) = a.stopping_until else { return false };
+        let Some(a) = self.active.as_ref() else {
+            return false;
+        };
+        let Some(until) = a.stopping_until else {
+            return false;
+        };
         let anyone_left = self.conns.iter().any(|c| c.client().is_some());
         if anyone_left && now < until {
             return false;
@@ -324,19 +389,32 @@ impl ServerCore {
         let t = now_ms();
         for c in self.conns.iter_mut() {
             if let Some(id) = c.client().cloned() {
-                let _ = a.store.append(&id, &storage::server_line(t, "warning", "session stopped before this client said bye"));
+                let _ = a.store.append(
+                    &id,
+                    &storage::server_line(
+                        t,
+                        "warning",
+                        "session stopped before this client said bye",
+                    ),
+                );
                 a.registry.mark_lost(&id, t);
             }
             c.close();
         }
         for rec in a.registry.snapshot() {
-            let _ = a.store.append(&rec.id, &storage::server_line(t, "server", "session stopped"));
+            let _ = a.store.append(
+                &rec.id,
+                &storage::server_line(t, "server", "session stopped"),
+            );
         }
         a.store.sync_all();
         if let Some(t) = a.announcer_stopping.take() {
             let _ = t.join();
         }
-        (self.sink)(Note::SessionStopped { id: a.session.id, dir: a.session.dir.clone() });
+        (self.sink)(Note::SessionStopped {
+            id: a.session.id,
+            dir: a.session.dir.clone(),
+        });
         true
     }
 
@@ -346,12 +424,17 @@ impl ServerCore {
                 Ok((stream, peer)) => {
                     if self.conns.len() >= self.cfg.max_conns {
                         self.counters.rejected += 1;
-                        (self.sink)(Note::Rejected { peer, reason: "too many connections".into() });
+                        (self.sink)(Note::Rejected {
+                            peer,
+                            reason: "too many connections".into(),
+                        });
                         continue;
                     }
                     match Conn::new(stream, peer, now + self.cfg.handshake_timeout) {
                         Ok(c) => self.conns.push(c),
-                        Err(e) => (self.sink)(Note::Warning(format!("cannot set up connection from {peer}: {e}"))),
+                        Err(e) => (self.sink)(Note::Warning(format!(
+                            "cannot set up connection from {peer}: {e}"
+                        ))),
                     }
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
@@ -387,18 +470,34 @@ impl ServerCore {
                 let peer = self.conns[i].peer();
                 (self.sink)(Note::Rejected { peer, reason });
             }
-            Input::Hello { hostname, instance, version } => self.hello(i, hostname, instance, version, now),
+            Input::Hello {
+                hostname,
+                instance,
+                version,
+            } => self.hello(i, hostname, instance, version, now),
             Input::Message(msg) => {
-                let Some(id) = self.conns[i].identity().cloned() else { return };
-                let Some(a) = self.active.as_mut() else { return };
+                let Some(id) = self.conns[i].identity().cloned() else {
+                    return;
+                };
+                let Some(a) = self.active.as_mut() else {
+                    return;
+                };
                 match msg {
-                    Message::Event { seq, ts_ms, kind, detail } => {
+                    Message::Event {
+                        seq,
+                        ts_ms,
+                        kind,
+                        detail,
+                    } => {
                         let detail = escape_bytes(&detail);
                         match a.registry.accept(&id, seq, kind, &detail, t) {
                             SeqVerdict::Duplicate => return,
                             SeqVerdict::Gap { from, to } => {
-                                let text = format!("events {from} to {to} never arrived from this client");
-                                let _ = a.store.append(&id, &storage::server_line(t, "warning", &text));
+                                let text =
+                                    format!("events {from} to {to} never arrived from this client");
+                                let _ = a
+                                    .store
+                                    .append(&id, &storage::server_line(t, "warning", &text));
                                 (self.sink)(Note::Warning(format!("{id}: {text}")));
                             }
                             SeqVerdict::InOrder => {}
@@ -415,13 +514,18 @@ impl ServerCore {
                     Message::Heartbeat => a.registry.touch(&id, t),
                     Message::Bye { last_seq } => {
                         let text = format!("client finished the session (last event {last_seq})");
-                        let _ = a.store.append(&id, &storage::server_line(t, "server", &text));
+                        let _ = a
+                            .store
+                            .append(&id, &storage::server_line(t, "server", &text));
                         self.conns[i].said_bye();
                     }
                     Message::Ack { .. } | Message::Welcome { .. } | Message::Stop => {
                         self.counters.rejected += 1;
                         let peer = self.conns[i].peer();
-                        (self.sink)(Note::Rejected { peer, reason: "client sent a server-only message".into() });
+                        (self.sink)(Note::Rejected {
+                            peer,
+                            reason: "client sent a server-only message".into(),
+                        });
                         self.conns[i].close();
                     }
                     _ => {}
@@ -430,7 +534,14 @@ impl ServerCore {
         }
     }
 
-    fn hello(&mut self, i: usize, hostname: Vec<u8>, instance: [u8; 16], version: Vec<u8>, now: Instant) {
+    fn hello(
+        &mut self,
+        i: usize,
+        hostname: Vec<u8>,
+        instance: [u8; 16],
+        version: Vec<u8>,
+        now: Instant,
+    ) {
         let t = now_ms();
         let peer = self.conns[i].peer();
         let Some(a) = self.active.as_mut() else {
@@ -441,7 +552,10 @@ impl ServerCore {
         if host.is_empty() {
             host = "unnamed".into();
         }
-        let id = ClientId { host, addr: peer.ip() };
+        let id = ClientId {
+            host,
+            addr: peer.ip(),
+        };
         // A newer connection of the same client replaces an older one (e.g. after a cable pull
         // the server had not noticed yet).
         for (j, c) in self.conns.iter_mut().enumerate() {
@@ -451,12 +565,23 @@ impl ServerCore {
         }
         let join = a.registry.join(&id, instance, t);
         let text = match (join.restarted, join.gap_ms) {
-            (true, _) => format!("client restarted (new process) and reconnected from {peer}; its numbering starts again at 1"),
-            (false, Some(g)) => format!("reconnected from {peer} after a gap of {:.1} s", g as f64 / 1000.0),
+            (true, _) => format!(
+                "client restarted (new process) and reconnected from {peer}; its numbering starts again at 1"
+            ),
+            (false, Some(g)) => format!(
+                "reconnected from {peer} after a gap of {:.1} s",
+                g as f64 / 1000.0
+            ),
             (false, None) if join.reconnect => format!("reconnected from {peer}"),
-            _ => format!("connected from {peer}, proctor {}", escape(&String::from_utf8_lossy(&version))),
+            _ => format!(
+                "connected from {peer}, proctor {}",
+                escape(&String::from_utf8_lossy(&version))
+            ),
         };
-        if let Err(e) = a.store.append(&id, &storage::server_line(t, "server", &text)) {
+        if let Err(e) = a
+            .store
+            .append(&id, &storage::server_line(t, "server", &text))
+        {
             (self.sink)(Note::Warning(format!("cannot create log for {id}: {e}")));
             self.conns[i].close();
             return;
@@ -466,12 +591,18 @@ impl ServerCore {
             self.conns[i].send(&Message::Stop);
         }
         let rec = a.registry.get(&id).cloned().expect("just joined");
-        (self.sink)(Note::ClientConnected { client: rec, reconnect_gap_ms: join.gap_ms, restarted: join.restarted });
+        (self.sink)(Note::ClientConnected {
+            client: rec,
+            reconnect_gap_ms: join.gap_ms,
+            restarted: join.restarted,
+        });
     }
 
     /// Writes every queued line, then acknowledges what reached the files.
     fn commit_writes(&mut self) {
-        let Some(a) = self.active.as_mut() else { return };
+        let Some(a) = self.active.as_mut() else {
+            return;
+        };
         let failed = a.store.flush_all();
         for (id, e) in &failed {
             a.registry.rollback(id);
@@ -480,7 +611,9 @@ impl ServerCore {
             )));
         }
         for c in self.conns.iter_mut() {
-            let Some(id) = c.client().cloned() else { continue };
+            let Some(id) = c.client().cloned() else {
+                continue;
+            };
             let pending = c.take_pending();
             if failed.iter().any(|(f, _)| *f == id) {
                 c.close();
@@ -494,7 +627,13 @@ impl ServerCore {
             let rec = a.registry.get(&id).cloned();
             if let Some(rec) = rec {
                 for p in pending {
-                    (self.sink)(Note::Event { client: rec.clone(), seq: p.seq, ts_ms: p.ts_ms, kind: p.kind, detail: p.detail });
+                    (self.sink)(Note::Event {
+                        client: rec.clone(),
+                        seq: p.seq,
+                        ts_ms: p.ts_ms,
+                        kind: p.kind,
+                        detail: p.detail,
+                    });
                 }
             }
             c.send(&Message::Ack { seq: acked });
@@ -505,11 +644,17 @@ impl ServerCore {
         for c in self.conns.iter_mut() {
             if c.handshake_expired(now) {
                 self.counters.rejected += 1;
-                (self.sink)(Note::Rejected { peer: c.peer(), reason: "handshake not completed in time".into() });
+                (self.sink)(Note::Rejected {
+                    peer: c.peer(),
+                    reason: "handshake not completed in time".into(),
+                });
                 c.close();
             } else if c.client().is_some() {
                 if c.silent_for(now) >= self.cfg.lost_after {
-                    c.lose(format!("no data for {:.1} s", self.cfg.lost_after.as_secs_f64()));
+                    c.lose(format!(
+                        "no data for {:.1} s",
+                        self.cfg.lost_after.as_secs_f64()
+                    ));
                 } else if c.idle_tx_for(now) >= self.cfg.heartbeat_every {
                     c.send(&Message::Heartbeat);
                 }
@@ -527,7 +672,9 @@ impl ServerCore {
                 continue;
             }
             let c = self.conns.swap_remove(i);
-            let (Some(id), Some(a)) = (c.identity().cloned(), self.active.as_mut()) else { continue };
+            let (Some(id), Some(a)) = (c.identity().cloned(), self.active.as_mut()) else {
+                continue;
+            };
             if c.bye() {
                 a.registry.mark_stopped(&id);
                 if let Some(rec) = a.registry.get(&id).cloned() {
@@ -536,11 +683,20 @@ impl ServerCore {
             } else if c.superseded() {
                 continue;
             } else if a.registry.mark_lost(&id, t) {
-                let reason = c.lost_reason().unwrap_or("connection closed without goodbye").to_string();
-                let _ = a.store.append(&id, &storage::server_line(t, "warning", &format!("connection lost: {reason}")));
+                let reason = c
+                    .lost_reason()
+                    .unwrap_or("connection closed without goodbye")
+                    .to_string();
+                let _ = a.store.append(
+                    &id,
+                    &storage::server_line(t, "warning", &format!("connection lost: {reason}")),
+                );
                 let _ = a.store.flush(&id);
                 if let Some(rec) = a.registry.get(&id).cloned() {
-                    (self.sink)(Note::ClientLost { client: rec, reason });
+                    (self.sink)(Note::ClientLost {
+                        client: rec,
+                        reason,
+                    });
                 }
             }
         }

@@ -11,20 +11,50 @@ use std::time::{Duration, Instant};
 /// Formats a note as one line for a terminal or a pipe.
 pub fn note_line(note: &Note) -> Option<String> {
     Some(match note {
-        Note::SessionStarted { id, dir, started_ms } => {
-            format!("session {id} started at {}; logs in {}", rfc3339_ms(*started_ms), dir.display())
+        Note::SessionStarted {
+            id,
+            dir,
+            started_ms,
+        } => {
+            format!(
+                "session {id} started at {}; logs in {}",
+                rfc3339_ms(*started_ms),
+                dir.display()
+            )
         }
-        Note::SessionStopping { id } => format!("session {id} stopping: waiting for clients' last events"),
-        Note::SessionStopped { id, dir } => format!("session {id} stopped; logs in {}", dir.display()),
-        Note::ClientConnected { client, reconnect_gap_ms, restarted } => match (restarted, reconnect_gap_ms) {
+        Note::SessionStopping { id } => {
+            format!("session {id} stopping: waiting for clients' last events")
+        }
+        Note::SessionStopped { id, dir } => {
+            format!("session {id} stopped; logs in {}", dir.display())
+        }
+        Note::ClientConnected {
+            client,
+            reconnect_gap_ms,
+            restarted,
+        } => match (restarted, reconnect_gap_ms) {
             (true, _) => format!("{} restarted and reconnected", client.id),
-            (false, Some(g)) => format!("{} reconnected after {:.1} s", client.id, *g as f64 / 1000.0),
+            (false, Some(g)) => format!(
+                "{} reconnected after {:.1} s",
+                client.id,
+                *g as f64 / 1000.0
+            ),
             _ => format!("{} connected", client.id),
         },
         Note::ClientLost { client, reason } => format!("{} LOST: {reason}", client.id),
         Note::ClientStopped { client } => format!("{} finished the session", client.id),
-        Note::Event { client, seq, ts_ms, kind, detail } => {
-            format!("{} {} seq={seq} {kind} {detail}", client.id, rfc3339_ms(*ts_ms))
+        Note::Event {
+            client,
+            seq,
+            ts_ms,
+            kind,
+            detail,
+        } => {
+            format!(
+                "{} {} seq={seq} {kind} {detail}",
+                client.id,
+                rfc3339_ms(*ts_ms)
+            )
         }
         Note::Warning(w) => format!("warning: {w}"),
         Note::Rejected { peer, reason } => format!("rejected {peer}: {reason}"),
@@ -36,7 +66,11 @@ pub fn note_line(note: &Note) -> Option<String> {
 pub fn run(cfg: CoreConfig, stop_after: Option<Duration>) -> Result<()> {
     let stop_flag = crate::sys::stop_on_signals();
     let fingerprint = cfg.key.fingerprint();
-    let targets: Vec<String> = cfg.broadcasts.iter().map(|b| format!("{b}:{}", cfg.client_port)).collect();
+    let targets: Vec<String> = cfg
+        .broadcasts
+        .iter()
+        .map(|b| format!("{b}:{}", cfg.client_port))
+        .collect();
     let (port, targets_text) = (cfg.server_port, targets.join(", "));
     let sink = Box::new(|note: Note| {
         if let Some(line) = note_line(&note) {

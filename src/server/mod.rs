@@ -23,7 +23,8 @@ use std::time::Duration;
 pub fn run(args: &ServerArgs) -> Result<()> {
     let key = crate::keyfile::load(&args.key)?;
     let broadcasts = if args.broadcast.is_empty() {
-        let ifs = crate::netif::list().map_err(|e| Error::io("cannot list network interfaces", e))?;
+        let ifs =
+            crate::netif::list().map_err(|e| Error::io("cannot list network interfaces", e))?;
         let b = crate::netif::broadcast_addresses(&ifs);
         if b.is_empty() {
             return Err(Error::Usage(
@@ -34,11 +35,18 @@ pub fn run(args: &ServerArgs) -> Result<()> {
     } else {
         args.broadcast.clone()
     };
-    let mut cfg = core::CoreConfig::new(key, args.server_port, args.client_port, broadcasts, args.logs.clone());
+    let mut cfg = core::CoreConfig::new(
+        key,
+        args.server_port,
+        args.client_port,
+        broadcasts,
+        args.logs.clone(),
+    );
     cfg.announce_every = Duration::from_secs_f64(args.announce_every);
     if !args.headless {
         return Err(Error::Usage(
-            "the invigilator's window is not available in this build yet; run with --headless".into(),
+            "the invigilator's window is not available in this build yet; run with --headless"
+                .into(),
         ));
     }
     headless::run(cfg, args.stop_after.map(Duration::from_secs_f64))

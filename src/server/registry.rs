@@ -104,7 +104,12 @@ impl Registry {
                 r.state = ClientState::Connected;
                 r.lost_since_ms = None;
                 r.last_contact_ms = now_ms;
-                Join { next_seq: r.written_seq + 1, reconnect: !restarted, restarted, gap_ms }
+                Join {
+                    next_seq: r.written_seq + 1,
+                    reconnect: !restarted,
+                    restarted,
+                    gap_ms,
+                }
             }
             None => {
                 self.clients.insert(
@@ -122,20 +127,40 @@ impl Registry {
                         last_event: String::new(),
                     },
                 );
-                Join { next_seq: 1, reconnect: false, restarted: false, gap_ms: None }
+                Join {
+                    next_seq: 1,
+                    reconnect: false,
+                    restarted: false,
+                    gap_ms: None,
+                }
             }
         }
     }
 
     /// Classifies an arriving event and, unless it is a duplicate, queues it (updating counts).
-    pub fn accept(&mut self, id: &ClientId, seq: u64, kind: EventKind, detail: &str, now_ms: u64) -> SeqVerdict {
-        let Some(r) = self.clients.get_mut(id) else { return SeqVerdict::Duplicate };
+    pub fn accept(
+        &mut self,
+        id: &ClientId,
+        seq: u64,
+        kind: EventKind,
+        detail: &str,
+        now_ms: u64,
+    ) -> SeqVerdict {
+        let Some(r) = self.clients.get_mut(id) else {
+            return SeqVerdict::Duplicate;
+        };
         r.last_contact_ms = now_ms;
         if seq <= r.queued_seq {
             return SeqVerdict::Duplicate;
         }
-        let verdict =
-            if seq == r.queued_seq + 1 { SeqVerdict::InOrder } else { SeqVerdict::Gap { from: r.queued_seq + 1, to: seq - 1 } };
+        let verdict = if seq == r.queued_seq + 1 {
+            SeqVerdict::InOrder
+        } else {
+            SeqVerdict::Gap {
+                from: r.queued_seq + 1,
+                to: seq - 1,
+            }
+        };
         r.queued_seq = seq;
         match kind {
             EventKind::Net => r.net_events += 1,
@@ -206,16 +231,28 @@ mod tests {
     use super::*;
 
     fn id() -> ClientId {
-        ClientId { host: "pc".into(), addr: "10.0.0.1".parse().unwrap() }
+        ClientId {
+            host: "pc".into(),
+            addr: "10.0.0.1".parse().unwrap(),
+        }
     }
 
     #[test]
     fn duplicates_and_gaps() {
         let mut r = Registry::new();
         assert_eq!(r.join(&id(), [1; 16], 0).next_seq, 1);
-        assert_eq!(r.accept(&id(), 1, EventKind::Net, "a", 0), SeqVerdict::InOrder);
-        assert_eq!(r.accept(&id(), 1, EventKind::Net, "a", 0), SeqVerdict::Duplicate);
-        assert_eq!(r.accept(&id(), 4, EventKind::Mount, "b", 0), SeqVerdict::Gap { from: 2, to: 3 });
+        assert_eq!(
+            r.accept(&id(), 1, EventKind::Net, "a", 0),
+            SeqVerdict::InOrder
+        );
+        assert_eq!(
+            r.accept(&id(), 1, EventKind::Net, "a", 0),
+            SeqVerdict::Duplicate
+        );
+        assert_eq!(
+            r.accept(&id(), 4, EventKind::Mount, "b", 0),
+            SeqVerdict::Gap { from: 2, to: 3 }
+        );
         assert_eq!(r.commit(&id()), 4);
         let rec = r.get(&id()).unwrap();
         assert_eq!((rec.net_events, rec.mount_events), (1, 1));
@@ -232,8 +269,19 @@ mod tests {
         r.rollback(&id()); // write of 3 failed
         assert!(r.mark_lost(&id(), 1000));
         let j = r.join(&id(), [1; 16], 21_000);
-        assert_eq!(j, Join { next_seq: 3, reconnect: true, restarted: false, gap_ms: Some(20_000) });
-        assert_eq!(r.accept(&id(), 3, EventKind::Net, "a", 0), SeqVerdict::InOrder);
+        assert_eq!(
+            j,
+            Join {
+                next_seq: 3,
+                reconnect: true,
+                restarted: false,
+                gap_ms: Some(20_000)
+            }
+        );
+        assert_eq!(
+            r.accept(&id(), 3, EventKind::Net, "a", 0),
+            SeqVerdict::InOrder
+        );
         let j = r.join(&id(), [2; 16], 22_000);
         assert!(j.restarted);
         assert_eq!(j.next_seq, 1);

@@ -23,15 +23,27 @@ impl Session {
         std::fs::create_dir_all(logs_root)?;
         let base = timefmt::dir_stamp(started_ms / 1000);
         for n in 1..10_000 {
-            let name = if n == 1 { base.clone() } else { format!("{base}-{n}") };
+            let name = if n == 1 {
+                base.clone()
+            } else {
+                format!("{base}-{n}")
+            };
             let dir = logs_root.join(name);
             match std::fs::create_dir(&dir) {
-                Ok(()) => return Ok(Session { id, started_ms, dir }),
+                Ok(()) => {
+                    return Ok(Session {
+                        id,
+                        started_ms,
+                        dir,
+                    });
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(e),
             }
         }
-        Err(std::io::Error::other("too many sessions with the same start time"))
+        Err(std::io::Error::other(
+            "too many sessions with the same start time",
+        ))
     }
 }
 
@@ -41,7 +53,8 @@ mod tests {
 
     #[test]
     fn sessions_in_the_same_second_get_distinct_directories() {
-        let root = std::env::temp_dir().join(format!("proctor-session-test-{}", std::process::id()));
+        let root =
+            std::env::temp_dir().join(format!("proctor-session-test-{}", std::process::id()));
         let a = Session::create(&root, SessionId([1; 16]), 1_000_000).unwrap();
         let b = Session::create(&root, SessionId([2; 16]), 1_000_400).unwrap();
         assert_ne!(a.dir, b.dir);

@@ -45,7 +45,13 @@ pub struct HeaderInfo {
 pub fn file_stem(host: &str) -> String {
     let mut s: String = host
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
         .take(64)
         .collect();
     if s.is_empty() || s.chars().all(|c| c == '.') {
@@ -56,7 +62,13 @@ pub fn file_stem(host: &str) -> String {
 
 /// Formats an event line.
 pub fn event_line(ts_ms: u64, seq: u64, kind: EventKind, detail: &str) -> String {
-    format!("{} seq={} {} {}\n", timefmt::rfc3339_ms(ts_ms), seq, kind, detail)
+    format!(
+        "{} seq={} {} {}\n",
+        timefmt::rfc3339_ms(ts_ms),
+        seq,
+        kind,
+        detail
+    )
 }
 
 /// Formats a line the server adds on its own (`kind` is `server` or `warning`).
@@ -80,7 +92,11 @@ pub struct LogStore {
 impl LogStore {
     /// A store writing into the session directory `dir`.
     pub fn new(dir: &Path, header: HeaderInfo) -> Self {
-        LogStore { dir: dir.to_path_buf(), header, files: HashMap::new() }
+        LogStore {
+            dir: dir.to_path_buf(),
+            header,
+            files: HashMap::new(),
+        }
     }
 
     /// The session directory.
@@ -93,7 +109,9 @@ impl LogStore {
         if let Some(f) = self.files.get(id) {
             return Ok(f.path.clone());
         }
-        let path = self.dir.join(format!("{}_{}.log", file_stem(&id.host), id.addr));
+        let path = self
+            .dir
+            .join(format!("{}_{}.log", file_stem(&id.host), id.addr));
         let mut file = OpenOptions::new().create(true).append(true).open(&path)?;
         if file.metadata()?.len() == 0 {
             let h = &self.header;
@@ -108,7 +126,14 @@ impl LogStore {
             );
             file.write_all(text.as_bytes())?;
         }
-        self.files.insert(id.clone(), LogFile { path: path.clone(), file, pending: Vec::new() });
+        self.files.insert(
+            id.clone(),
+            LogFile {
+                path: path.clone(),
+                file,
+                pending: Vec::new(),
+            },
+        );
         Ok(path)
     }
 
@@ -124,7 +149,9 @@ impl LogStore {
     /// Writes one client's queued lines. On failure (e.g. disk full) the file is cut back to
     /// its previous length, so it never holds half a batch, and the caller must not acknowledge.
     pub fn flush(&mut self, id: &ClientId) -> std::io::Result<()> {
-        let Some(f) = self.files.get_mut(id) else { return Ok(()) };
+        let Some(f) = self.files.get_mut(id) else {
+            return Ok(());
+        };
         if f.pending.is_empty() {
             return Ok(());
         }
@@ -153,7 +180,9 @@ impl LogStore {
     /// Writes every client's queued lines, returning the clients whose write failed.
     pub fn flush_all(&mut self) -> Vec<(ClientId, std::io::Error)> {
         let ids: Vec<ClientId> = self.files.keys().cloned().collect();
-        ids.into_iter().filter_map(|id| self.flush(&id).err().map(|e| (id, e))).collect()
+        ids.into_iter()
+            .filter_map(|id| self.flush(&id).err().map(|e| (id, e)))
+            .collect()
     }
 
     /// Flushes and forces every file to stable storage (end of session).
@@ -183,10 +212,18 @@ mod tests {
     fn lines_reach_the_file_only_on_flush_with_header_once() {
         let dir = std::env::temp_dir().join(format!("proctor-storage-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let h = HeaderInfo { session: "abcd".into(), started_ms: 0, key_fingerprint: "ff".into() };
-        let id = ClientId { host: "pc1".into(), addr: "127.0.0.1".parse().unwrap() };
+        let h = HeaderInfo {
+            session: "abcd".into(),
+            started_ms: 0,
+            key_fingerprint: "ff".into(),
+        };
+        let id = ClientId {
+            host: "pc1".into(),
+            addr: "127.0.0.1".parse().unwrap(),
+        };
         let mut s = LogStore::new(&dir, h.clone());
-        s.append(&id, &event_line(1000, 1, EventKind::Net, "new udp a -> b")).unwrap();
+        s.append(&id, &event_line(1000, 1, EventKind::Net, "new udp a -> b"))
+            .unwrap();
         let path = s.open(&id).unwrap();
         assert!(!std::fs::read_to_string(&path).unwrap().contains("seq=1"));
         s.flush(&id).unwrap();

@@ -28,7 +28,11 @@ pub fn ports(slot: u16) -> (u16, u16) {
 /// Writes a fresh real key (mode 0600) into `dir` and returns its path.
 pub fn keygen(dir: &Path, name: &str) -> PathBuf {
     let p = dir.join(name);
-    let out = Command::new(bin()).args(["keygen", "-o"]).arg(&p).output().unwrap();
+    let out = Command::new(bin())
+        .args(["keygen", "-o"])
+        .arg(&p)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "keygen failed: {out:?}");
     p
 }
@@ -146,13 +150,20 @@ pub fn client(dir: &Path, key: &Path, cport: u16, host: &str, extra: &[&str]) ->
 }
 
 fn now_nanos() -> u128 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
 }
 
 /// The session directories under `<dir>/logs`, oldest first.
 pub fn session_dirs(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir.join("logs"))
-        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_dir()).collect())
+        .map(|rd| {
+            rd.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_dir())
+                .collect()
+        })
         .unwrap_or_default();
     v.sort();
     v
@@ -181,9 +192,16 @@ impl TmpfsMount {
     /// Mounts a 1 MiB tmpfs named `source` on `path`.
     pub fn mount(path: &Path, source: &str) -> TmpfsMount {
         std::fs::create_dir_all(path).unwrap();
-        let st = Command::new("mount").args(["-t", "tmpfs", "-o", "size=1m", source]).arg(path).status().unwrap();
+        let st = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=1m", source])
+            .arg(path)
+            .status()
+            .unwrap();
         assert!(st.success(), "mount failed");
-        TmpfsMount { path: path.to_path_buf(), mounted: true }
+        TmpfsMount {
+            path: path.to_path_buf(),
+            mounted: true,
+        }
     }
 
     /// Unmounts now.
