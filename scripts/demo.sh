@@ -60,6 +60,6 @@ DIR=$(sed -n 's/^session .* stopped; logs in //p' "$WORK/server.out" | tail -1)
 say "Log file(s) in $DIR (readable during the session too, e.g. with tail -f):"
 ls -l "$DIR"
 say "Live mounts and network flows from the log (the file also has the baseline and status lines):"
-grep -hE ' (net|mount|unmount) |seq=- ' "$DIR"/*.log
+grep -hE 'seq=[0-9]+ (net|mount|unmount) |seq=- ' "$DIR"/*.log
 say "Demo finished. Server output was:"
 sed 's/^/  /' "$WORK/server.out" | grep -v 'baseline mount' | head -40
