@@ -38,6 +38,42 @@ pub fn dir_stamp(secs: u64) -> String {
     )
 }
 
+/// Parses what [`rfc3339_ms`] writes (exactly that form); used when reading logs back.
+pub fn parse_rfc3339_ms(s: &str) -> Option<u64> {
+    let b = s.as_bytes();
+    if b.len() != 24
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+        || b[19] != b'.'
+        || b[23] != b'Z'
+    {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> { s.get(r)?.parse().ok() };
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hh, mm, ss, ms) = (num(11..13)?, num(14..16)?, num(17..19)?, num(20..23)?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    let days = days_from_civil(y, m as u32, d as u32);
+    let secs = days * 86_400 + hh * 3600 + mm * 60 + ss;
+    u64::try_from(secs * 1000 + ms).ok()
+}
+
+/// Howard Hinnant's `days_from_civil`: inverse of [`civil_from_days`].
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (m as i64 + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 fn split(secs: u64) -> (String, u64) {
     let days = (secs / 86_400) as i64;
     let (y, m, d) = civil_from_days(days);
@@ -69,5 +105,10 @@ mod tests {
         assert_eq!(rfc3339_ms(951_827_696_789), "2000-02-29T12:34:56.789Z");
         assert_eq!(rfc3339_ms(1_795_000_000_123), "2026-11-18T11:06:40.123Z");
         assert_eq!(dir_stamp(951_827_696), "2000-02-29T12-34-56Z");
+        for ms in [0, 951_827_696_789, 1_795_000_000_123, 4_102_444_800_000] {
+            assert_eq!(parse_rfc3339_ms(&rfc3339_ms(ms)), Some(ms));
+        }
+        assert_eq!(parse_rfc3339_ms("2026-13-01T00:00:00.000Z"), None);
+        assert_eq!(parse_rfc3339_ms("not a time"), None);
     }
 }

@@ -313,9 +313,22 @@ impl ServerCore {
     }
 
     fn start_session(&mut self) -> std::io::Result<()> {
-        let id = SessionId::random();
-        let started_ms = now_ms();
-        let session = Session::create(&self.cfg.logs, id, started_ms)?;
+        let (session, resumed) = match Session::resume(&self.cfg.logs) {
+            Some(s) => (s, true),
+            None => (
+                Session::create(&self.cfg.logs, SessionId::random(), now_ms())?,
+                false,
+            ),
+        };
+        session.mark_running(&self.cfg.logs)?;
+        let (id, started_ms) = (session.id, session.started_ms);
+        if resumed {
+            (self.sink)(Note::Warning(format!(
+                "resuming session {} in {}: the previous server stopped without ending it",
+                id,
+                session.dir.display()
+            )));
+        }
         let header = HeaderInfo {
             session: id.hex(),
             started_ms,
@@ -408,6 +421,7 @@ impl ServerCore {
             );
         }
         a.store.sync_all();
+        Session::clear_running(&self.cfg.logs);
         if let Some(t) = a.announcer_stopping.take() {
             let _ = t.join();
         }
@@ -563,18 +577,25 @@ impl ServerCore {
                 c.supersede();
             }
         }
+        if a.registry.get(&id).is_none()
+            && let Some(r) = a.store.recover(&id)
+        {
+            a.registry
+                .restore(&id, r.instance, r.written_seq, r.last_ms);
+        }
         let join = a.registry.join(&id, instance, t);
+        let inst = storage::instance_hex(&instance);
         let text = match (join.restarted, join.gap_ms) {
             (true, _) => format!(
-                "client restarted (new process) and reconnected from {peer}; its numbering starts again at 1"
+                "client restarted (new process) and reconnected from {peer}; its numbering starts again at 1, instance={inst}"
             ),
             (false, Some(g)) => format!(
-                "reconnected from {peer} after a gap of {:.1} s",
+                "reconnected from {peer} after a gap of {:.1} s, instance={inst}",
                 g as f64 / 1000.0
             ),
-            (false, None) if join.reconnect => format!("reconnected from {peer}"),
+            (false, None) if join.reconnect => format!("reconnected from {peer}, instance={inst}"),
             _ => format!(
-                "connected from {peer}, proctor {}",
+                "connected from {peer}, proctor {}, instance={inst}",
                 escape(&String::from_utf8_lossy(&version))
             ),
         };

@@ -137,6 +137,31 @@ impl Registry {
         }
     }
 
+    /// Re-creates a client's record from its log file after a server restart, as lost since the
+    /// file's last line, so its reconnection continues the numbering and reports the gap.
+    pub fn restore(
+        &mut self,
+        id: &ClientId,
+        instance: [u8; INSTANCE_LEN],
+        written_seq: u64,
+        lost_since_ms: u64,
+    ) {
+        self.clients
+            .entry(id.clone())
+            .or_insert_with(|| ClientRecord {
+                id: id.clone(),
+                state: ClientState::Lost,
+                instance,
+                written_seq,
+                queued_seq: written_seq,
+                last_contact_ms: lost_since_ms,
+                lost_since_ms: Some(lost_since_ms),
+                net_events: 0,
+                mount_events: 0,
+                last_event: String::new(),
+            });
+    }
+
     /// Classifies an arriving event and, unless it is a duplicate, queues it (updating counts).
     pub fn accept(
         &mut self,

@@ -7,6 +7,7 @@
 //! lost, gaps) have `seq=-` and kind `server` or `warning`.
 
 use crate::event::EventKind;
+use crate::protocol::message::INSTANCE_LEN;
 use crate::timefmt;
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -76,6 +77,70 @@ pub fn server_line(now_ms: u64, kind: &str, text: &str) -> String {
     format!("{} seq=- {} {}\n", timefmt::rfc3339_ms(now_ms), kind, text)
 }
 
+/// What a log file written by an earlier server process says about its client: the process run
+/// (instance) it last heard from and the last sequence number written for that run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recovered {
+    /// Instance id from the last `instance=` server line.
+    pub instance: [u8; INSTANCE_LEN],
+    /// Highest event sequence number written since that instance appeared.
+    pub written_seq: u64,
+    /// Time of the last line, ms since the epoch (the client is treated as lost since then).
+    pub last_ms: u64,
+}
+
+/// Reads a log file back (server restart): finds the current instance and its last sequence.
+pub fn recover_file(text: &str) -> Option<Recovered> {
+    let mut instance: Option<[u8; INSTANCE_LEN]> = None;
+    let mut written_seq = 0;
+    let mut last_ms = 0;
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let mut f = line.splitn(4, ' ');
+        let (Some(ts), Some(seq), Some(kind)) = (f.next(), f.next(), f.next()) else {
+            continue;
+        };
+        if let Some(ms) = timefmt::parse_rfc3339_ms(ts) {
+            last_ms = ms;
+        }
+        let rest = f.next().unwrap_or("");
+        if seq == "seq=-" && kind == "server" {
+            if let Some(inst) = rest
+                .split("instance=")
+                .nth(1)
+                .and_then(|h| parse_instance(h.get(..INSTANCE_LEN * 2)?))
+            {
+                if instance != Some(inst) {
+                    instance = Some(inst);
+                    written_seq = 0;
+                }
+            }
+        } else if let Some(n) = seq.strip_prefix("seq=").and_then(|n| n.parse::<u64>().ok()) {
+            written_seq = written_seq.max(n);
+        }
+    }
+    Some(Recovered {
+        instance: instance?,
+        written_seq,
+        last_ms,
+    })
+}
+
+/// Lower-case hex of an instance id, as written in server lines.
+pub fn instance_hex(i: &[u8; INSTANCE_LEN]) -> String {
+    i.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn parse_instance(h: &str) -> Option<[u8; INSTANCE_LEN]> {
+    if h.len() != INSTANCE_LEN * 2 || !h.is_ascii() {
+        return None;
+    }
+    let mut b = [0u8; INSTANCE_LEN];
+    for (i, out) in b.iter_mut().enumerate() {
+        *out = u8::from_str_radix(&h[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(b)
+}
+
 struct LogFile {
     path: PathBuf,
     file: File,
@@ -104,14 +169,27 @@ impl LogStore {
         &self.dir
     }
 
+    /// The file name of a client's log in this session.
+    fn path_of(&self, id: &ClientId) -> PathBuf {
+        self.dir
+            .join(format!("{}_{}.log", file_stem(&id.host), id.addr))
+    }
+
+    /// For a client this store has not opened yet: what an earlier server process wrote about it
+    /// in this session's file (after a server restart), if anything.
+    pub fn recover(&self, id: &ClientId) -> Option<Recovered> {
+        if self.files.contains_key(id) {
+            return None;
+        }
+        recover_file(&std::fs::read_to_string(self.path_of(id)).ok()?)
+    }
+
     /// Path of the client's file (created with its header on first use).
     pub fn open(&mut self, id: &ClientId) -> std::io::Result<PathBuf> {
         if let Some(f) = self.files.get(id) {
             return Ok(f.path.clone());
         }
-        let path = self
-            .dir
-            .join(format!("{}_{}.log", file_stem(&id.host), id.addr));
+        let path = self.path_of(id);
         let mut file = OpenOptions::new().create(true).append(true).open(&path)?;
         if file.metadata()?.len() == 0 {
             let h = &self.header;
@@ -197,6 +275,27 @@ impl LogStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recovery_finds_the_current_instance_and_its_last_seq() {
+        let a = instance_hex(&[0xaa; 16]);
+        let b = instance_hex(&[0xbb; 16]);
+        let text = format!(
+            "# proctor log\n\
+             2026-01-01T00:00:00.000Z seq=- server connected from 1.2.3.4:5, proctor 0.1.0, instance={a}\n\
+             2026-01-01T00:00:00.100Z seq=1 net x\n\
+             2026-01-01T00:00:00.200Z seq=2 net y\n\
+             2026-01-01T00:00:01.000Z seq=- warning connection lost\n\
+             2026-01-01T00:00:02.000Z seq=- server client restarted, instance={b}\n\
+             2026-01-01T00:00:02.500Z seq=1 status z\n"
+        );
+        let r = recover_file(&text).unwrap();
+        assert_eq!(r.instance, [0xbb; 16]);
+        assert_eq!(r.written_seq, 1);
+        assert_eq!(timefmt::rfc3339_ms(r.last_ms), "2026-01-01T00:00:02.500Z");
+        assert!(recover_file("# only a header\n").is_none());
+        assert!(recover_file("garbage\nmore garbage seq=- server instance=zz\n").is_none());
+    }
 
     #[test]
     fn file_stems_are_safe() {
