@@ -28,7 +28,7 @@ say "Starting the server (headless) on TCP $SPORT, announcing to 127.255.255.255
   --announce-every 1 > "$WORK/server.out" 2>&1 &
 SERVER=$!
 say "Starting a client (as root) listening on UDP $CPORT, capturing on lo"
-"$BIN" client --demo -p $CPORT -i lo --hostname demo-pc > "$WORK/client.out" 2>&1 &
+"$BIN" client --demo -p $CPORT -i lo --hostname demo-pc --spool "$WORK/spool" > "$WORK/client.out" 2>&1 &
 CLIENT=$!
 
 for _ in $(seq 1 50); do grep -q "connected" "$WORK/server.out" && break; sleep 0.2; done

@@ -115,6 +115,10 @@ pub struct ClientArgs {
     /// Name to report instead of the machine's host name.
     #[arg(long = "hostname", value_name = "NAME")]
     pub hostname: Option<String>,
+    /// Directory for the on-disk spool that keeps events until the server acknowledges them
+    /// (survives a client restart or reboot).
+    #[arg(long = "spool", default_value = "/var/lib/proctor", value_name = "DIR")]
+    pub spool: PathBuf,
 }
 
 /// `proctor inspect`.

@@ -13,16 +13,20 @@ pub mod link;
 pub mod mountinfo;
 pub mod mounts;
 pub mod session;
+pub mod spool;
 pub mod usb;
 pub mod workers;
 
 use crate::cli::ClientArgs;
 use crate::error::{Error, Result};
+use crate::event::Event;
+use crate::protocol::SessionId;
 use crate::protocol::announce::AnnounceKind;
 use crate::protocol::message::INSTANCE_LEN;
 use announcements::AnnounceSocket;
 use link::{Identity, Link};
-use session::{Ended, SessionConfig};
+use session::{Ended, SessionConfig, Start};
+use spool::Spool;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -52,32 +56,60 @@ pub fn run(args: &ClientArgs) -> Result<()> {
     } else {
         args.interfaces.clone()
     };
-    let me = Identity {
-        hostname: args.hostname.clone().unwrap_or_else(crate::sys::host_name),
-        instance: crate::crypto::random::<INSTANCE_LEN>(),
-    };
+    let hostname = args.hostname.clone().unwrap_or_else(crate::sys::host_name);
     let exe = std::env::current_exe().map_err(|e| Error::io("cannot find own executable", e))?;
+    let spool = Spool::path_for(&args.spool, args.port);
     println!(
-        "proctor client '{}' waiting for announcements on UDP port {} (key fingerprint {}, capture on {})",
-        me.hostname,
+        "proctor client '{}' waiting for announcements on UDP port {} (key fingerprint {}, capture on {}, spool {})",
+        hostname,
         args.port,
         key.fingerprint(),
         if ifaces.is_empty() {
             "no interface".to_string()
         } else {
             ifaces.join(", ")
-        }
+        },
+        spool.display()
     );
+    let cfg_for = |server: SocketAddr| SessionConfig {
+        key: key.clone(),
+        hostname: hostname.clone(),
+        workers: worker_specs(&exe, &ifaces, server, args),
+        notes: if ifaces.is_empty() {
+            vec!["no network interface to capture on".into()]
+        } else {
+            vec![]
+        },
+        spool: spool.clone(),
+    };
+    let mut carried: Vec<(SessionId, Event)> = Vec::new();
+    let mut next = resume_from_spool(&spool, &key, &hostname, &mut carried);
     let mut last_attempt: HashMap<SocketAddr, Instant> = HashMap::new();
     let mut reported_rejects = 0;
     let mut last_report = Instant::now();
     let mut set = crate::poll::PollSet::new();
     while !exit.load(Ordering::SeqCst) {
+        if let Some(start) = next.take() {
+            let session = start.session;
+            println!("in session {} of server {}", session.short(), start.server);
+            match session::run(&cfg_for(start.server), &mut udp, start, exit) {
+                Ended::Signalled => return Ok(()),
+                Ended::Switch(s) => next = Some(*s),
+                Ended::Stopped { session, leftover } => {
+                    carried.extend(leftover.into_iter().map(|e| (session, e)));
+                    println!(
+                        "session {} ended; waiting for announcements",
+                        session.short()
+                    );
+                }
+            }
+            continue;
+        }
         set.clear();
         set.push(udp.fd(), crate::poll::IN);
         let _ = set.wait(Duration::from_millis(200));
         for (a, from) in udp.recv_all() {
-            if a.kind != AnnounceKind::Start {
+            if a.kind != AnnounceKind::Start || next.is_some() {
                 continue;
             }
             let server = SocketAddr::new(from.ip(), a.tcp_port);
@@ -89,28 +121,17 @@ pub fn run(args: &ClientArgs) -> Result<()> {
                 continue;
             }
             last_attempt.insert(server, now);
+            let instance = crate::crypto::random::<INSTANCE_LEN>();
+            let me = Identity {
+                hostname: hostname.clone(),
+                instance,
+            };
             match Link::connect(server, &key, a.session, &me, Duration::from_secs(2)) {
                 Ok((link, next_seq)) => {
                     println!("joined session {} of server {server}", a.session.short());
-                    let cfg = SessionConfig {
-                        key: key.clone(),
-                        me: me.clone(),
-                        workers: worker_specs(&exe, &ifaces, server, args),
-                        notes: if ifaces.is_empty() {
-                            vec!["no network interface to capture on".into()]
-                        } else {
-                            vec![]
-                        },
-                    };
-                    let ended =
-                        session::run(&cfg, &mut udp, server, a.session, link, next_seq, exit);
-                    println!(
-                        "session {} ended; waiting for announcements",
-                        a.session.short()
-                    );
-                    if ended == Ended::Signalled {
-                        return Ok(());
-                    }
+                    let mut start = Start::joined(server, a.session, instance, link, next_seq);
+                    start.carried = std::mem::take(&mut carried);
+                    next = Some(start);
                 }
                 Err(e) => println!("ignored start from {from}: {e}"),
             }
@@ -125,6 +146,55 @@ pub fn run(args: &ClientArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// After a client restart: continue the session the spool belongs to (reconnecting until its
+/// server answers), or, if that server says the session is over, carry its unacknowledged
+/// events into the next session.
+fn resume_from_spool(
+    path: &std::path::Path,
+    key: &crate::crypto::Key,
+    hostname: &str,
+    carried: &mut Vec<(SessionId, Event)>,
+) -> Option<Start> {
+    let r = Spool::recover(path)?;
+    println!(
+        "spool {} holds session {} with {} unacknowledged events; resuming it",
+        path.display(),
+        r.session.short(),
+        r.events.len()
+    );
+    let me = Identity {
+        hostname: hostname.to_string(),
+        instance: r.instance,
+    };
+    let link = match Link::connect(r.server, key, r.session, &me, Duration::from_secs(2)) {
+        Ok(l) => Some(l),
+        Err(e) if e.contains("refused:") => {
+            println!(
+                "session {} is over ({e}); its events go to the next session",
+                r.session.short()
+            );
+            carried.extend(r.events.into_iter().map(|(_, e)| (r.session, e)));
+            return None;
+        }
+        Err(e) => {
+            println!(
+                "server {} not reachable yet ({e}); monitoring resumes and keeps trying",
+                r.server
+            );
+            None
+        }
+    };
+    Some(Start {
+        server: r.server,
+        session: r.session,
+        instance: r.instance,
+        link,
+        queue: r.events,
+        next_seq: r.next_seq,
+        carried: Vec::new(),
+    })
 }
 
 fn worker_specs(

@@ -4,15 +4,17 @@
 
 use super::announcements::AnnounceSocket;
 use super::link::{Identity, Link};
+use super::spool::Spool;
 use super::workers::{Worker, WorkerSpec};
 use crate::crypto::Key;
 use crate::event::{Event, EventKind};
 use crate::poll::{self, PollSet};
 use crate::protocol::SessionId;
 use crate::protocol::announce::AnnounceKind;
-use crate::protocol::message::Message;
-use std::collections::VecDeque;
+use crate::protocol::message::{INSTANCE_LEN, Message};
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -31,25 +33,73 @@ const MAX_QUEUE: usize = 1_000_000;
 pub struct SessionConfig {
     /// Shared key.
     pub key: Key,
-    /// Who we are.
-    pub me: Identity,
+    /// The host name we report.
+    pub hostname: String,
     /// The two worker specs (capture may be absent when there is no interface).
     pub workers: Vec<WorkerSpec>,
     /// Extra status lines to report at start (e.g. "no interface to capture on").
     pub notes: Vec<String>,
+    /// The spool file.
+    pub spool: PathBuf,
+}
+
+/// How a session begins: freshly joined, or resumed from the spool after a client restart.
+pub struct Start {
+    /// The server's stream endpoint.
+    pub server: SocketAddr,
+    /// The session.
+    pub session: SessionId,
+    /// The client process run that numbers this session's events.
+    pub instance: [u8; INSTANCE_LEN],
+    /// An authenticated link and the server's next expected sequence number, if connected.
+    pub link: Option<(Link, u64)>,
+    /// Events of this session not yet acknowledged (from the spool).
+    pub queue: VecDeque<(u64, Event)>,
+    /// The next sequence number.
+    pub next_seq: u64,
+    /// Events of an earlier session that its server never acknowledged, delivered here.
+    pub carried: Vec<(SessionId, Event)>,
+}
+
+impl Start {
+    /// A freshly joined session.
+    pub fn joined(
+        server: SocketAddr,
+        session: SessionId,
+        instance: [u8; INSTANCE_LEN],
+        link: Link,
+        next_seq: u64,
+    ) -> Start {
+        Start {
+            server,
+            session,
+            instance,
+            link: Some((link, next_seq)),
+            queue: VecDeque::new(),
+            next_seq: 1,
+            carried: Vec::new(),
+        }
+    }
 }
 
 /// Why the session ended.
-#[derive(Debug, PartialEq, Eq)]
 pub enum Ended {
-    /// The server stopped it.
-    Stopped,
+    /// The server stopped it (or it ended while we were away). `leftover` holds events the
+    /// server never acknowledged, to be carried into the next session.
+    Stopped {
+        session: SessionId,
+        leftover: Vec<Event>,
+    },
     /// This process was asked to exit.
     Signalled,
+    /// While our server was unreachable, another server proved the key and announced a new
+    /// session: continue there (with our unacknowledged events carried over).
+    Switch(Box<Start>),
 }
 
 struct Run<'a> {
     cfg: &'a SessionConfig,
+    me: Identity,
     server: SocketAddr,
     session: SessionId,
     link: Option<Link>,
@@ -60,41 +110,92 @@ struct Run<'a> {
     finished_workers: usize,
     stopping: Option<Instant>,
     last_attempt: Instant,
+    spool: Option<Spool>,
+    switch_attempts: HashMap<SocketAddr, Instant>,
 }
 
-/// Runs the session until the server stops it or `exit` is set.
+/// Runs the session until the server stops it, another session takes over, or `exit` is set.
 pub fn run(
     cfg: &SessionConfig,
     udp: &mut AnnounceSocket,
-    server: SocketAddr,
-    session: SessionId,
-    link: Link,
-    welcome_seq: u64,
+    start: Start,
     exit: &AtomicBool,
 ) -> Ended {
+    let recovered = start.queue.len();
     let mut run = Run {
         cfg,
-        server,
-        session,
-        link: Some(link),
-        queue: VecDeque::new(),
-        next_seq: welcome_seq.max(1),
+        me: Identity {
+            hostname: cfg.hostname.clone(),
+            instance: start.instance,
+        },
+        server: start.server,
+        session: start.session,
+        link: None,
+        queue: start.queue,
+        next_seq: start.next_seq.max(1),
         dropped: 0,
         workers: Vec::new(),
         finished_workers: 0,
         stopping: None,
         last_attempt: Instant::now(),
+        spool: None,
+        switch_attempts: HashMap::new(),
+    };
+    match Spool::begin(
+        &cfg.spool,
+        run.session,
+        run.server,
+        &start.instance,
+        &run.queue,
+    ) {
+        Ok(s) => run.spool = Some(s),
+        Err(e) => run.push(Event::now(
+            EventKind::Status,
+            format!(
+                "spool {} unavailable ({e}); unacknowledged events are kept in memory only",
+                cfg.spool.display()
+            ),
+        )),
+    }
+    let what = if recovered > 0 || start.link.is_none() {
+        "resumed after a client restart"
+    } else {
+        "started"
     };
     run.push(Event::now(
         EventKind::Status,
         format!(
-            "monitoring started (proctor {}, session {})",
+            "monitoring {what} (proctor {}, session {}{})",
             env!("CARGO_PKG_VERSION"),
-            session.short()
+            run.session.short(),
+            if recovered > 0 {
+                format!(", {recovered} unacknowledged events from the spool")
+            } else {
+                String::new()
+            }
         ),
     ));
+    if !start.carried.is_empty() {
+        run.push(Event::now(
+            EventKind::Status,
+            format!(
+                "{} events of an earlier session, never acknowledged by its server, follow",
+                start.carried.len()
+            ),
+        ));
+        for (sid, e) in start.carried {
+            run.push(Event {
+                ts_ms: e.ts_ms,
+                kind: e.kind,
+                detail: format!("[session {}] {}", sid.short(), e.detail),
+            });
+        }
+    }
     for n in &cfg.notes {
         run.push(Event::now(EventKind::Status, n.clone()));
+    }
+    if let Some((link, next_seq)) = start.link {
+        run.adopt(link, next_seq);
     }
     for spec in &cfg.workers {
         run.start_worker(spec, false);
@@ -132,9 +233,15 @@ pub fn run(
             run.begin_stop(now);
         }
         if set.revents(udp_i) != 0 {
-            for (a, _from) in udp.recv_all() {
+            for (a, from) in udp.recv_all() {
                 if a.kind == AnnounceKind::Stop && a.session == run.session {
                     run.begin_stop(now);
+                } else if a.kind == AnnounceKind::Start
+                    && a.session != run.session
+                    && let Some(next) =
+                        run.try_switch(SocketAddr::new(from.ip(), a.tcp_port), a.session, now)
+                {
+                    return next;
                 }
             }
         }
@@ -155,35 +262,12 @@ pub fn run(
         {
             run.drop_link(&e);
         }
+        run.flush_spool();
         if let Some(deadline) = run.stopping {
             let workers_done = run.workers.iter().all(|w| w.is_eof());
-            if workers_done && run.queue.is_empty() && run.link.is_some() {
-                run.say_bye();
-                return if signalled {
-                    Ended::Signalled
-                } else {
-                    Ended::Stopped
-                };
-            }
-            if now >= deadline {
-                for w in run.workers.iter_mut() {
-                    w.kill();
-                }
-                if !run.queue.is_empty() {
-                    eprintln!(
-                        "proctor client: session {} ended with {} events the server never acknowledged",
-                        run.session.short(),
-                        run.queue.len()
-                    );
-                }
-                if run.link.is_some() {
-                    run.say_bye();
-                }
-                return if signalled {
-                    Ended::Signalled
-                } else {
-                    Ended::Stopped
-                };
+            let delivered = workers_done && run.queue.is_empty() && run.link.is_some();
+            if delivered || now >= deadline {
+                return run.finish(signalled);
             }
         }
     }
@@ -197,20 +281,136 @@ impl Run<'_> {
             self.queue.pop_front();
             self.dropped += 1;
         }
-        if let Some(l) = self.link.as_mut() {
-            let msg = Message::Event {
-                seq,
-                ts_ms: event.ts_ms,
-                kind: event.kind,
-                detail: event.detail.as_bytes().to_vec(),
-            };
-            if let Err(e) = l.send(&msg) {
-                self.queue.push_back((seq, event));
+        if let Some(sp) = self.spool.as_mut() {
+            sp.record(seq, &event);
+        }
+        let sent = match self.link.as_mut() {
+            Some(l) => l.send(&event_message(seq, &event)),
+            None => Ok(()),
+        };
+        self.queue.push_back((seq, event));
+        if let Err(e) = sent {
+            self.drop_link(&e);
+        }
+    }
+
+    /// Takes over a freshly authenticated link: drops what the server already has, resends the rest.
+    fn adopt(&mut self, link: Link, next_seq: u64) {
+        while self.queue.front().is_some_and(|(s, _)| *s < next_seq) {
+            self.queue.pop_front();
+        }
+        self.link = Some(link);
+        for i in 0..self.queue.len() {
+            let msg = event_message(self.queue[i].0, &self.queue[i].1);
+            if let Some(l) = self.link.as_mut()
+                && let Err(e) = l.send(&msg)
+            {
                 self.drop_link(&e);
                 return;
             }
         }
-        self.queue.push_back((seq, event));
+        if self.dropped > 0 {
+            let n = std::mem::take(&mut self.dropped);
+            self.push(Event::now(
+                EventKind::Status,
+                format!("{n} oldest events dropped: queue full while the server was unreachable"),
+            ));
+        }
+    }
+
+    fn flush_spool(&mut self) {
+        let Some(sp) = self.spool.as_mut() else {
+            return;
+        };
+        let _ = sp.flush();
+        if let Some(err) = sp.error.take() {
+            self.push(Event::now(EventKind::Status, err));
+        }
+    }
+
+    /// While our server is unreachable, a start for another session whose server proves the
+    /// key takes over (a start whose sender cannot complete the handshake changes nothing).
+    fn try_switch(
+        &mut self,
+        server: SocketAddr,
+        session: SessionId,
+        now: Instant,
+    ) -> Option<Ended> {
+        if self.link.is_some() || self.stopping.is_some() {
+            return None;
+        }
+        if self
+            .switch_attempts
+            .get(&server)
+            .is_some_and(|t| now.duration_since(*t) < RECONNECT_EVERY * 2)
+        {
+            return None;
+        }
+        self.switch_attempts.insert(server, now);
+        let instance = crate::crypto::random::<INSTANCE_LEN>();
+        let me = Identity {
+            hostname: self.cfg.hostname.clone(),
+            instance,
+        };
+        let (link, next_seq) = Link::connect(
+            server,
+            &self.cfg.key,
+            session,
+            &me,
+            Duration::from_millis(800),
+        )
+        .ok()?;
+        eprintln!(
+            "proctor client: session {} unreachable; switching to session {} of {server}",
+            self.session.short(),
+            session.short()
+        );
+        let old = self.session;
+        let carried = self.leftover().into_iter().map(|e| (old, e)).collect();
+        for w in self.workers.iter_mut() {
+            w.request_stop();
+        }
+        let mut start = Start::joined(server, session, instance, link, next_seq);
+        start.carried = carried;
+        Some(Ended::Switch(Box::new(start)))
+    }
+
+    /// Events still unacknowledged, including what the workers printed last.
+    fn leftover(&mut self) -> Vec<Event> {
+        for i in 0..self.workers.len() {
+            self.service_worker(i);
+        }
+        self.queue.drain(..).map(|(_, e)| e).collect()
+    }
+
+    /// Ends the session: kills workers that did not finish, says bye if connected, and hands
+    /// back what was never acknowledged (the spool keeps it until the next session rewrites it).
+    fn finish(mut self, signalled: bool) -> Ended {
+        for w in self.workers.iter_mut() {
+            w.kill();
+        }
+        if self.link.is_some() {
+            self.say_bye();
+        }
+        self.flush_spool();
+        if !self.queue.is_empty() {
+            eprintln!(
+                "proctor client: session {} ended with {} events the server never acknowledged; \
+                 they are kept and delivered in the next session",
+                self.session.short(),
+                self.queue.len()
+            );
+        } else if let Some(sp) = self.spool.take() {
+            sp.finish();
+        }
+        if signalled {
+            return Ended::Signalled;
+        }
+        let session = self.session;
+        Ended::Stopped {
+            session,
+            leftover: self.leftover(),
+        }
     }
 
     fn start_worker(&mut self, spec: &WorkerSpec, restart: bool) {
@@ -278,6 +478,9 @@ impl Run<'_> {
                             while self.queue.front().is_some_and(|(s, _)| *s <= seq) {
                                 self.queue.pop_front();
                             }
+                            if let Some(sp) = self.spool.as_mut() {
+                                sp.ack(seq, &self.queue);
+                            }
                         }
                         Message::Stop => self.begin_stop(now),
                         _ => {}
@@ -317,42 +520,12 @@ impl Run<'_> {
             self.server,
             &self.cfg.key,
             self.session,
-            &self.cfg.me,
+            &self.me,
             Duration::from_millis(800),
         ) {
             Ok((link, next_seq)) => {
                 eprintln!("proctor client: reconnected to {}", self.server);
-                while self.queue.front().is_some_and(|(s, _)| *s < next_seq) {
-                    self.queue.pop_front();
-                }
-                self.link = Some(link);
-                let resend: Vec<Message> = self
-                    .queue
-                    .iter()
-                    .map(|(seq, e)| Message::Event {
-                        seq: *seq,
-                        ts_ms: e.ts_ms,
-                        kind: e.kind,
-                        detail: e.detail.as_bytes().to_vec(),
-                    })
-                    .collect();
-                for m in resend {
-                    if let Some(l) = self.link.as_mut()
-                        && let Err(e) = l.send(&m)
-                    {
-                        self.drop_link(&e);
-                        return;
-                    }
-                }
-                if self.dropped > 0 {
-                    let n = std::mem::take(&mut self.dropped);
-                    self.push(Event::now(
-                        EventKind::Status,
-                        format!(
-                            "{n} oldest events dropped: queue full while the server was unreachable"
-                        ),
-                    ));
-                }
+                self.adopt(link, next_seq);
             }
             Err(e) => {
                 if e.contains("refused:") {
@@ -392,5 +565,14 @@ impl Run<'_> {
                 std::thread::sleep(Duration::from_millis(5));
             }
         }
+    }
+}
+
+fn event_message(seq: u64, e: &Event) -> Message {
+    Message::Event {
+        seq,
+        ts_ms: e.ts_ms,
+        kind: e.kind,
+        detail: e.detail.as_bytes().to_vec(),
     }
 }

@@ -636,8 +636,10 @@ impl ServerCore {
                 continue;
             };
             let pending = c.take_pending();
-            if failed.iter().any(|(f, _)| *f == id) {
-                c.close();
+            if let Some((_, e)) = failed.iter().find(|(f, _)| *f == id) {
+                c.lose(format!(
+                    "its log file could not be written ({e}); it will resend"
+                ));
                 continue;
             }
             if pending.is_empty() {

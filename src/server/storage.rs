@@ -7,7 +7,8 @@
 //! lost, gaps) have `seq=-` and kind `server` or `warning`.
 
 use crate::event::EventKind;
-use crate::protocol::message::INSTANCE_LEN;
+pub use crate::protocol::message::instance_hex;
+use crate::protocol::message::{INSTANCE_LEN, parse_instance_hex};
 use crate::timefmt;
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -104,15 +105,15 @@ pub fn recover_file(text: &str) -> Option<Recovered> {
         }
         let rest = f.next().unwrap_or("");
         if seq == "seq=-" && kind == "server" {
-            if let Some(inst) = rest
+            let inst = rest
                 .split("instance=")
                 .nth(1)
-                .and_then(|h| parse_instance(h.get(..INSTANCE_LEN * 2)?))
+                .and_then(|h| parse_instance_hex(h.get(..INSTANCE_LEN * 2)?));
+            if let Some(inst) = inst
+                && instance != Some(inst)
             {
-                if instance != Some(inst) {
-                    instance = Some(inst);
-                    written_seq = 0;
-                }
+                instance = Some(inst);
+                written_seq = 0;
             }
         } else if let Some(n) = seq.strip_prefix("seq=").and_then(|n| n.parse::<u64>().ok()) {
             written_seq = written_seq.max(n);
@@ -123,22 +124,6 @@ pub fn recover_file(text: &str) -> Option<Recovered> {
         written_seq,
         last_ms,
     })
-}
-
-/// Lower-case hex of an instance id, as written in server lines.
-pub fn instance_hex(i: &[u8; INSTANCE_LEN]) -> String {
-    i.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn parse_instance(h: &str) -> Option<[u8; INSTANCE_LEN]> {
-    if h.len() != INSTANCE_LEN * 2 || !h.is_ascii() {
-        return None;
-    }
-    let mut b = [0u8; INSTANCE_LEN];
-    for (i, out) in b.iter_mut().enumerate() {
-        *out = u8::from_str_radix(&h[2 * i..2 * i + 2], 16).ok()?;
-    }
-    Some(b)
 }
 
 struct LogFile {

@@ -143,6 +143,8 @@ pub fn client(dir: &Path, key: &Path, cport: u16, host: &str, extra: &[&str]) ->
         "lo".into(),
         "--hostname".into(),
         host.into(),
+        "--spool".into(),
+        dir.join(format!("spool-{host}")).display().to_string(),
     ];
     args.extend(extra.iter().map(|s| s.to_string()));
     let a: Vec<&str> = args.iter().map(String::as_str).collect();
