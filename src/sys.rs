@@ -101,3 +101,30 @@ pub fn host_name() -> String {
         .filter(|h: &String| !h.is_empty())
         .unwrap_or_else(|| "unknown-host".to_string())
 }
+
+/// The unprivileged user workers switch to once their handles are open (`nobody`).
+pub const UNPRIVILEGED_ID: u32 = 65534;
+
+/// For worker processes running as root: give up root once the handles that needed it are open
+/// (supplementary groups, then group, then user become `nobody`), so a bug in packet or
+/// mount-table parsing cannot be turned into root access. Re-arms the parent-death signal,
+/// which the kernel clears on a change of credentials. Does nothing when not root.
+pub fn drop_privileges() -> Result<(), String> {
+    if !is_root() {
+        return Ok(());
+    }
+    // SAFETY: plain system calls with valid arguments; results are checked.
+    unsafe {
+        if libc::setgroups(0, std::ptr::null()) != 0 {
+            return Err(format!("setgroups: {}", std::io::Error::last_os_error()));
+        }
+        if libc::setgid(UNPRIVILEGED_ID) != 0 {
+            return Err(format!("setgid: {}", std::io::Error::last_os_error()));
+        }
+        if libc::setuid(UNPRIVILEGED_ID) != 0 {
+            return Err(format!("setuid: {}", std::io::Error::last_os_error()));
+        }
+    }
+    die_with_parent();
+    Ok(())
+}

@@ -449,3 +449,56 @@ fn garbage_on_the_server_port_is_rejected_and_the_server_keeps_serving() {
         srv.output()
     );
 }
+
+fn uid_of(pid: u32) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
+    line.split_whitespace().nth(2)?.parse().ok()
+}
+
+#[test]
+fn workers_drop_root_and_a_killed_worker_is_logged_and_restarted() {
+    let dir = temp_dir("workerkill");
+    let (sport, cport) = ports(8);
+    let key = keygen(&dir, "k.key");
+    let srv = server(&dir, &key, sport, cport, &[]);
+    let cl = client(&dir, &key, cport, "wk-pc", &[]);
+    assert!(srv.wait_for("wk-pc (127.0.0.1) connected", Duration::from_secs(10)));
+    assert!(wait_until(Duration::from_secs(5), || log_text(&dir)
+        .contains("capturing on lo")));
+    let mut workers = Vec::new();
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            workers = children_of(cl.child.id());
+            workers.len() == 2 && workers.iter().all(|w| uid_of(*w) == Some(65534))
+        }),
+        "workers {workers:?} should run as uid 65534: {:?}",
+        workers.iter().map(|w| uid_of(*w)).collect::<Vec<_>>()
+    );
+    // A student with root kills a worker: it is evidence, and monitoring goes on.
+    for w in &workers {
+        unsafe { libc::kill(*w as i32, libc::SIGKILL) };
+    }
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            let t = log_text(&dir);
+            t.contains("capture worker exited unexpectedly")
+                && t.contains("capture worker restarted")
+                && t.contains("mounts worker exited unexpectedly")
+                && t.contains("mounts worker restarted")
+        }),
+        "{}",
+        log_text(&dir)
+    );
+    assert!(wait_until(Duration::from_secs(5), || log_text(&dir)
+        .matches("capturing on lo")
+        .count()
+        == 2));
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.send_to(b"x", ("127.0.0.1", cport + 1500)).unwrap();
+    let want = format!("-> 127.0.0.1:{}", cport + 1500);
+    assert!(
+        wait_until(Duration::from_secs(5), || log_text(&dir).contains(&want)),
+        "restarted capture works"
+    );
+}

@@ -226,6 +226,13 @@ pub fn run_worker(args: &crate::cli::CaptureWorkerArgs) -> Result<()> {
         flush(&mut out)?;
         return Err(Error::Runtime(msg));
     }
+    // The capture handles are open: root is no longer needed.
+    if let Err(e) = crate::sys::drop_privileges() {
+        write_event(
+            &mut out,
+            &Event::now(EventKind::Status, format!("capture worker keeps root: {e}")),
+        )?;
+    }
     write_event(
         &mut out,
         &Event::now(

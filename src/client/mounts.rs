@@ -463,6 +463,11 @@ pub fn run_worker() -> crate::error::Result<()> {
     let describer = Describer::system();
     let stdout = io::stdout();
     let mut out = stdout.lock();
+    // Everything this worker reads is world-readable: it needs no root at all.
+    if let Err(e) = crate::sys::drop_privileges() {
+        let line = Event::now(EventKind::Status, format!("mount worker keeps root: {e}"));
+        let _ = out.write_all(line.to_worker_line().as_bytes());
+    }
     match run_loop(&mut *source, &describer, &mut out, &stop, RETRY_EVERY) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
