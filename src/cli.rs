@@ -44,9 +44,15 @@ pub enum Command {
 /// `proctor keygen`.
 #[derive(Args, Debug)]
 pub struct KeygenArgs {
-    /// Where to write the key (file mode 0600).
-    #[arg(short = 'o', long = "output", default_value = DEFAULT_KEYFILE, value_name = "PATH")]
-    pub output: PathBuf,
+    /// Where to write the key (file mode 0600). Default: keyfile.key, or with --signing
+    /// server-signing.key (and its public half next to it, ending in .pub).
+    #[arg(short = 'o', long = "output", value_name = "PATH")]
+    pub output: Option<PathBuf>,
+    /// Write the server's Ed25519 signing key pair instead (stronger mode): the secret half
+    /// stays on the server (--signing-key), the public half goes to every lab PC
+    /// (--server-pubkey), so a lab PC holding the shared key cannot stop or redirect others.
+    #[arg(long)]
+    pub signing: bool,
     /// Replace an existing real key (the shipped demo key is always replaced without asking).
     #[arg(long)]
     pub force: bool,
@@ -85,13 +91,29 @@ pub struct ServerArgs {
     /// Seconds between re-announcements of a running session, so late clients join by themselves.
     #[arg(long = "announce-every", default_value_t = 2.0, value_name = "SECS", value_parser = positive_secs)]
     pub announce_every: f64,
+    /// Stronger mode: sign announcements and handshakes with this Ed25519 key
+    /// (from 'proctor keygen --signing').
+    #[arg(long = "signing-key", value_name = "FILE")]
+    pub signing_key: Option<PathBuf>,
     /// Run without a window: start a session at once, print one line per event, stop on
-    /// SIGINT/SIGTERM.
+    /// SIGINT/SIGTERM. Without it, the invigilator's window opens (needs an X display).
     #[arg(long)]
     pub headless: bool,
     /// Stop the session by itself after this many seconds (for scripts and tests).
     #[arg(long = "stop-after", value_name = "SECS", value_parser = positive_secs)]
     pub stop_after: Option<f64>,
+    /// Window only: start a session as soon as the window opens (instead of waiting for the
+    /// Start button).
+    #[arg(long, conflicts_with = "headless")]
+    pub start: bool,
+    /// Window only: close the window by itself after this many seconds, stopping a running
+    /// session cleanly first, without asking (for tests and demos).
+    #[arg(long = "quit-after", value_name = "SECS", value_parser = positive_secs, conflicts_with = "headless")]
+    pub quit_after: Option<f64>,
+    /// Window only: when the program quits, write what the window shows (machine table,
+    /// Start/Stop control, message, session) to FILE as JSON (for tests).
+    #[arg(long = "dump-state", value_name = "FILE", conflicts_with = "headless")]
+    pub dump_state: Option<PathBuf>,
 }
 
 /// `proctor client`.
@@ -115,6 +137,10 @@ pub struct ClientArgs {
     /// Name to report instead of the machine's host name.
     #[arg(long = "hostname", value_name = "NAME")]
     pub hostname: Option<String>,
+    /// Stronger mode: accept start/stop and servers only when signed by the key whose public
+    /// half is in FILE (from 'proctor keygen --signing').
+    #[arg(long = "server-pubkey", value_name = "FILE")]
+    pub server_pubkey: Option<PathBuf>,
     /// Directory for the on-disk spool that keeps events until the server acknowledges them
     /// (survives a client restart or reboot).
     #[arg(long = "spool", default_value = "/var/lib/proctor", value_name = "DIR")]

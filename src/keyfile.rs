@@ -115,9 +115,13 @@ pub fn load(args: &KeyArgs) -> Result<Key> {
 }
 
 /// Runs `proctor keygen`: writes a new random key with mode 0600, atomically, refusing to
-/// replace a real key unless `--force`.
+/// replace a real key unless `--force`. With `--signing`, writes the server's signing key pair.
 pub fn run_keygen(args: &KeygenArgs) -> Result<()> {
-    let path = &args.output;
+    if args.signing {
+        return keygen_signing(args);
+    }
+    let default = Path::new(crate::cli::DEFAULT_KEYFILE);
+    let path = args.output.as_deref().unwrap_or(default);
     if let Ok(text) = fs::read_to_string(path) {
         let is_demo = parse(&text).map(|k| k.demo).unwrap_or(false);
         if !is_demo && !args.force {
@@ -127,15 +131,11 @@ pub fn run_keygen(args: &KeygenArgs) -> Result<()> {
                 path.display()
             )));
         }
-    } else if path.exists() && !args.force {
-        return Err(Error::Usage(format!(
-            "{} exists but cannot be read; pass --force to replace it",
-            path.display()
-        )));
+    } else {
+        refuse_existing(path, args.force)?;
     }
-    let key = Key::generate()
-        .map_err(|e| Error::Runtime(format!("no random numbers from the OS: {e}")))?;
-    write_key(path, &key).map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
+    let key = Key::generate().map_err(no_random)?;
+    write_secret(path, &format(&key), 0o600)?;
     println!(
         "wrote a new key to {} (mode 0600, fingerprint {})",
         path.display(),
@@ -145,7 +145,50 @@ pub fn run_keygen(args: &KeygenArgs) -> Result<()> {
     Ok(())
 }
 
-fn write_key(path: &Path, key: &Key) -> std::io::Result<()> {
+fn keygen_signing(args: &KeygenArgs) -> Result<()> {
+    let secret = args
+        .output
+        .clone()
+        .unwrap_or_else(|| "server-signing.key".into());
+    let public = secret.with_extension("pub");
+    refuse_existing(&secret, args.force)?;
+    refuse_existing(&public, args.force)?;
+    let signer = crate::signing::ServerSigner::generate().map_err(no_random)?;
+    write_secret(&secret, &crate::signing::format_signer(&signer), 0o600)?;
+    write_secret(
+        &public,
+        &crate::signing::format_public(&signer.public()),
+        0o644,
+    )?;
+    println!(
+        "wrote the server signing key to {} (mode 0600; keep it on the server: --signing-key)",
+        secret.display()
+    );
+    println!(
+        "wrote its public half to {} (fingerprint {}; copy it to every lab PC: --server-pubkey)",
+        public.display(),
+        signer.public().fingerprint()
+    );
+    Ok(())
+}
+
+fn no_random(e: getrandom::Error) -> Error {
+    Error::Runtime(format!("no random numbers from the OS: {e}"))
+}
+
+fn refuse_existing(path: &Path, force: bool) -> Result<()> {
+    if path.exists() && !force {
+        return Err(Error::Usage(format!(
+            "{} already exists; refusing to overwrite it. Pass --force to replace it",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Writes `text` to `path` with `mode`, atomically (temporary file in the same directory,
+/// synced, then renamed over the target).
+fn write_secret(path: &Path, text: &str, mode: u32) -> Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -153,23 +196,23 @@ fn write_key(path: &Path, key: &Key) -> std::io::Result<()> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "keyfile.key".into());
+        .unwrap_or_else(|| "key".into());
     let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
     let result = (|| {
         let mut f = fs::OpenOptions::new()
             .write(true)
             .create_new(true)
-            .mode(0o600)
+            .mode(mode)
             .open(&tmp)?;
-        f.write_all(format(key).as_bytes())?;
+        f.write_all(text.as_bytes())?;
         f.sync_all()?;
-        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o600))?;
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(mode))?;
         fs::rename(&tmp, path)
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
-    result
+    result.map_err(|e| Error::io(format!("cannot write {}", path.display()), e))
 }
 
 #[cfg(test)]

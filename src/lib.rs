@@ -2,7 +2,8 @@
 //!
 //! # Layout
 //! - [`cli`]: the command line (clap), validated but not acted on.
-//! - [`keyfile`]: loading, checking and writing the shared key.
+//! - [`keyfile`]: loading, checking and writing the shared key; [`signing`]: the optional
+//!   server signing key pair (stronger mode).
 //! - [`crypto`]: pure sealing/opening of announcements and stream frames, handshake proofs.
 //! - [`protocol`]: the wire formats: announcements, stream framing, messages, handshake.
 //! - [`event`]: what a client reports, and how text from outside is escaped.
@@ -25,5 +26,6 @@ pub mod netif;
 pub mod poll;
 pub mod protocol;
 pub mod server;
+pub mod signing;
 pub mod sys;
 pub mod timefmt;

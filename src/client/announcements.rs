@@ -5,6 +5,7 @@
 use crate::crypto::Key;
 use crate::error::{Error, Result};
 use crate::protocol::announce::Announcement;
+use crate::signing::ServerPublic;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io::ErrorKind;
 use std::net::{SocketAddr, UdpSocket};
@@ -14,13 +15,18 @@ use std::os::fd::{AsRawFd, RawFd};
 pub struct AnnounceSocket {
     sock: UdpSocket,
     key: Key,
+    server_public: Option<ServerPublic>,
     /// Datagrams dropped because they did not open (forged, corrupted, other key, garbage).
     pub rejected: u64,
 }
 
 impl AnnounceSocket {
     /// Binds UDP `port` on every address.
-    pub fn bind(port: u16, key: Key) -> Result<AnnounceSocket> {
+    pub fn bind(
+        port: u16,
+        key: Key,
+        server_public: Option<ServerPublic>,
+    ) -> Result<AnnounceSocket> {
         let ctx = |e| {
             Error::io(
                 format!("cannot listen for announcements on UDP port {port}"),
@@ -35,6 +41,7 @@ impl AnnounceSocket {
         Ok(AnnounceSocket {
             sock: s.into(),
             key,
+            server_public,
             rejected: 0,
         })
     }
@@ -50,7 +57,11 @@ impl AnnounceSocket {
         let mut buf = [0u8; 2048];
         for _ in 0..10_000 {
             match self.sock.recv_from(&mut buf) {
-                Ok((n, from)) => match Announcement::open(&self.key, &buf[..n]) {
+                Ok((n, from)) => match Announcement::open_verified(
+                    &self.key,
+                    self.server_public.as_ref(),
+                    &buf[..n],
+                ) {
                     Ok(a) => out.push((a, from)),
                     Err(_) => self.rejected += 1,
                 },

@@ -6,6 +6,7 @@ use crate::protocol::SessionId;
 use crate::protocol::frame::FrameReader;
 use crate::protocol::handshake::{ClientHandshake, SecureChannel, frame_plain};
 use crate::protocol::message::{INSTANCE_LEN, Message};
+use crate::signing::ServerPublic;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
@@ -25,6 +26,15 @@ pub struct Link {
     last_tx: Instant,
 }
 
+/// What the client trusts: the shared key, and in stronger mode the server's public key.
+#[derive(Clone)]
+pub struct Trust {
+    /// The shared key.
+    pub key: Key,
+    /// Stronger mode: only a server that signs with this key is accepted.
+    pub server_public: Option<ServerPublic>,
+}
+
 /// Who we are, sent in the hello.
 #[derive(Clone)]
 pub struct Identity {
@@ -39,7 +49,7 @@ impl Link {
     /// proved it holds the key. Returns the link and the sequence number the server expects next.
     pub fn connect(
         server: SocketAddr,
-        key: &Key,
+        trust: &Trust,
         session: SessionId,
         me: &Identity,
         timeout: Duration,
@@ -54,14 +64,14 @@ impl Link {
             .set_write_timeout(Some(timeout))
             .map_err(|e| e.to_string())?;
         let mut reader = FrameReader::new();
-        let (hs, hello) = ClientHandshake::start(key, session);
+        let (hs, hello) = ClientHandshake::start(&trust.key, session);
         (&stream)
             .write_all(&frame_plain(&hello))
             .map_err(|e| format!("handshake write: {e}"))?;
         let (_, body) = read_frame_blocking(&stream, &mut reader)?;
         let answer = Message::decode(&body).map_err(|e| format!("handshake: {e}"))?;
         let (proof, mut ch) = hs
-            .finish(&answer)
+            .finish_verified(&answer, trust.server_public.as_ref())
             .map_err(|e| format!("handshake with {server}: {e}"))?;
         (&stream)
             .write_all(&frame_plain(&proof))

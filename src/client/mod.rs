@@ -24,7 +24,7 @@ use crate::protocol::SessionId;
 use crate::protocol::announce::AnnounceKind;
 use crate::protocol::message::INSTANCE_LEN;
 use announcements::AnnounceSocket;
-use link::{Identity, Link};
+use link::{Identity, Link, Trust};
 use session::{Ended, SessionConfig, Start};
 use spool::Spool;
 use std::collections::HashMap;
@@ -47,8 +47,17 @@ pub fn run(args: &ClientArgs) -> Result<()> {
         ));
     }
     let key = crate::keyfile::load(&args.key)?;
+    let server_public = args
+        .server_pubkey
+        .as_deref()
+        .map(crate::signing::load_public)
+        .transpose()?;
+    let trust = Trust {
+        key: key.clone(),
+        server_public,
+    };
     let exit = crate::sys::stop_on_signals();
-    let mut udp = AnnounceSocket::bind(args.port, key.clone())?;
+    let mut udp = AnnounceSocket::bind(args.port, key.clone(), server_public)?;
     let ifaces = if args.interfaces.is_empty() {
         let ifs =
             crate::netif::list().map_err(|e| Error::io("cannot list network interfaces", e))?;
@@ -71,8 +80,14 @@ pub fn run(args: &ClientArgs) -> Result<()> {
         },
         spool.display()
     );
+    if let Some(p) = &trust.server_public {
+        println!(
+            "stronger mode: only servers signing with key {} are accepted",
+            p.fingerprint()
+        );
+    }
     let cfg_for = |server: SocketAddr| SessionConfig {
-        key: key.clone(),
+        trust: trust.clone(),
         hostname: hostname.clone(),
         workers: worker_specs(&exe, &ifaces, server, args),
         notes: if ifaces.is_empty() {
@@ -83,7 +98,7 @@ pub fn run(args: &ClientArgs) -> Result<()> {
         spool: spool.clone(),
     };
     let mut carried: Vec<(SessionId, Event)> = Vec::new();
-    let mut next = resume_from_spool(&spool, &key, &hostname, &mut carried);
+    let mut next = resume_from_spool(&spool, &trust, &hostname, &mut carried);
     let mut last_attempt: HashMap<SocketAddr, Instant> = HashMap::new();
     let mut reported_rejects = 0;
     let mut last_report = Instant::now();
@@ -126,7 +141,7 @@ pub fn run(args: &ClientArgs) -> Result<()> {
                 hostname: hostname.clone(),
                 instance,
             };
-            match Link::connect(server, &key, a.session, &me, Duration::from_secs(2)) {
+            match Link::connect(server, &trust, a.session, &me, Duration::from_secs(2)) {
                 Ok((link, next_seq)) => {
                     println!("joined session {} of server {server}", a.session.short());
                     let mut start = Start::joined(server, a.session, instance, link, next_seq);
@@ -153,7 +168,7 @@ pub fn run(args: &ClientArgs) -> Result<()> {
 /// events into the next session.
 fn resume_from_spool(
     path: &std::path::Path,
-    key: &crate::crypto::Key,
+    trust: &Trust,
     hostname: &str,
     carried: &mut Vec<(SessionId, Event)>,
 ) -> Option<Start> {
@@ -168,7 +183,7 @@ fn resume_from_spool(
         hostname: hostname.to_string(),
         instance: r.instance,
     };
-    let link = match Link::connect(r.server, key, r.session, &me, Duration::from_secs(2)) {
+    let link = match Link::connect(r.server, trust, r.session, &me, Duration::from_secs(2)) {
         Ok(l) => Some(l),
         Err(e) if e.contains("refused:") => {
             println!(

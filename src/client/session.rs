@@ -3,10 +3,9 @@
 //! collects the workers' last events and says goodbye.
 
 use super::announcements::AnnounceSocket;
-use super::link::{Identity, Link};
+use super::link::{Identity, Link, Trust};
 use super::spool::Spool;
 use super::workers::{Worker, WorkerSpec};
-use crate::crypto::Key;
 use crate::event::{Event, EventKind};
 use crate::poll::{self, PollSet};
 use crate::protocol::SessionId;
@@ -31,8 +30,8 @@ const MAX_QUEUE: usize = 1_000_000;
 
 /// Everything a session needs to know.
 pub struct SessionConfig {
-    /// Shared key.
-    pub key: Key,
+    /// Shared key and, in stronger mode, the server's public key.
+    pub trust: Trust,
     /// The host name we report.
     pub hostname: String,
     /// The two worker specs (capture may be absent when there is no interface).
@@ -354,7 +353,7 @@ impl Run<'_> {
         };
         let (link, next_seq) = Link::connect(
             server,
-            &self.cfg.key,
+            &self.cfg.trust,
             session,
             &me,
             Duration::from_millis(800),
@@ -518,7 +517,7 @@ impl Run<'_> {
         self.last_attempt = now;
         match Link::connect(
             self.server,
-            &self.cfg.key,
+            &self.cfg.trust,
             self.session,
             &self.me,
             Duration::from_millis(800),

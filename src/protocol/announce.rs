@@ -11,6 +11,7 @@
 
 use super::{SESSION_ID_LEN, SessionId, VERSION};
 use crate::crypto::{self, CryptoError, Key, TAG_LEN, XNONCE_LEN};
+use crate::signing::{SIG_LEN, ServerPublic, ServerSigner};
 
 /// First bytes of every announcement.
 pub const MAGIC: &[u8; 4] = b"PRCT";
@@ -19,8 +20,11 @@ const NONCE_OFFSET: usize = HEADER_LEN;
 const CT_OFFSET: usize = NONCE_OFFSET + XNONCE_LEN;
 /// Length of the plaintext body.
 pub const BODY_LEN: usize = 1 + 2 + SESSION_ID_LEN + 8;
-/// The only valid datagram length.
+/// The length of an unsigned datagram.
 pub const DATAGRAM_LEN: usize = CT_OFFSET + BODY_LEN + TAG_LEN;
+/// The length of a datagram signed by the server (stronger mode).
+pub const SIGNED_LEN: usize = DATAGRAM_LEN + SIG_LEN;
+const SIG_LABEL: &[u8] = b"proctor announcement signature v1";
 
 /// Whether the server is starting or stopping a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +62,10 @@ pub enum AnnounceError {
     BadTag,
     /// Authenticated but carries an unknown kind byte.
     UnknownKind,
+    /// We require the server's signature (stronger mode) and the datagram has none.
+    Unsigned,
+    /// The server's signature does not verify.
+    BadSignature,
 }
 
 impl std::fmt::Display for AnnounceError {
@@ -68,6 +76,8 @@ impl std::fmt::Display for AnnounceError {
             AnnounceError::BadVersion => "unsupported protocol version",
             AnnounceError::BadTag => "does not authenticate under our key",
             AnnounceError::UnknownKind => "unknown announcement kind",
+            AnnounceError::Unsigned => "not signed by the server (a signature is required)",
+            AnnounceError::BadSignature => "the server's signature does not verify",
         })
     }
 }
@@ -95,6 +105,41 @@ impl Announcement {
         let header = [MAGIC[0], MAGIC[1], MAGIC[2], MAGIC[3], VERSION];
         out.extend_from_slice(&crypto::seal_x(key, nonce, &header, &body));
         out
+    }
+
+    /// Seals, and in stronger mode appends the server's Ed25519 signature over the sealed bytes.
+    pub fn seal_signed(&self, key: &Key, signer: Option<&ServerSigner>) -> Vec<u8> {
+        let mut d = self.seal(key);
+        if let Some(s) = signer {
+            let sig = s.sign(SIG_LABEL, &d);
+            d.extend_from_slice(&sig);
+        }
+        d
+    }
+
+    /// Opens a plain or signed datagram. With `required` (the client holds the server's public
+    /// key) only a datagram carrying a valid signature is accepted; without it a signature is
+    /// ignored, so unsigned and signed servers both work for clients not in stronger mode.
+    pub fn open_verified(
+        key: &Key,
+        required: Option<&ServerPublic>,
+        datagram: &[u8],
+    ) -> Result<Announcement, AnnounceError> {
+        match (datagram.len(), required) {
+            (SIGNED_LEN, Some(p)) => {
+                let (sealed, sig) = datagram.split_at(DATAGRAM_LEN);
+                if !p.verify(SIG_LABEL, sealed, sig) {
+                    return Err(AnnounceError::BadSignature);
+                }
+                Self::open(key, sealed)
+            }
+            (SIGNED_LEN, None) => Self::open(key, &datagram[..DATAGRAM_LEN]),
+            (DATAGRAM_LEN, Some(_)) => {
+                Self::open(key, datagram)?;
+                Err(AnnounceError::Unsigned)
+            }
+            _ => Self::open(key, datagram),
+        }
     }
 
     /// Checks length, magic and version, then authenticates and decodes.
@@ -158,6 +203,47 @@ mod tests {
             ..sample()
         };
         assert_eq!(Announcement::open(&key, &stop.seal(&key)), Ok(stop));
+    }
+
+    #[test]
+    fn stronger_mode_requires_a_valid_server_signature() {
+        let key = Key::from_bytes([1; 32]);
+        let signer = ServerSigner::from_seed(&[8; 32]);
+        let public = signer.public();
+        let signed = sample().seal_signed(&key, Some(&signer));
+        assert_eq!(signed.len(), SIGNED_LEN);
+        assert_eq!(
+            Announcement::open_verified(&key, Some(&public), &signed),
+            Ok(sample())
+        );
+        assert_eq!(
+            Announcement::open_verified(&key, None, &signed),
+            Ok(sample()),
+            "plain clients ignore it"
+        );
+        // A lab PC holding the shared key forges a stop: sealed correctly, but unsigned or
+        // signed with another key.
+        let forged = Announcement {
+            kind: AnnounceKind::Stop,
+            ..sample()
+        };
+        let unsigned = forged.seal(&key);
+        assert_eq!(
+            Announcement::open_verified(&key, Some(&public), &unsigned),
+            Err(AnnounceError::Unsigned)
+        );
+        let other = ServerSigner::from_seed(&[9; 32]);
+        let wrong = forged.seal_signed(&key, Some(&other));
+        assert_eq!(
+            Announcement::open_verified(&key, Some(&public), &wrong),
+            Err(AnnounceError::BadSignature)
+        );
+        let mut flipped = signed.clone();
+        flipped[SIGNED_LEN - 1] ^= 1;
+        assert_eq!(
+            Announcement::open_verified(&key, Some(&public), &flipped),
+            Err(AnnounceError::BadSignature)
+        );
     }
 
     #[test]

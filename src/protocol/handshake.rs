@@ -16,11 +16,13 @@ use super::frame::{self, LEN_PREFIX};
 use super::message::{DecodeError, HS_NONCE_LEN, Message};
 use super::{SessionId, VERSION};
 use crate::crypto::{self, CryptoError, Key, StreamCipher};
+use crate::signing::{ServerPublic, ServerSigner};
 
 const SERVER_LABEL: &[u8] = b"proctor server proof v1";
 const CLIENT_LABEL: &[u8] = b"proctor client proof v1";
 const C2S_LABEL: &[u8] = b"proctor stream c2s v1";
 const S2C_LABEL: &[u8] = b"proctor stream s2c v1";
+const SIG_LABEL: &[u8] = b"proctor handshake signature v1";
 
 /// Why a handshake or sealed frame was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +35,8 @@ pub enum HandshakeError {
     WrongSession,
     /// The peer's proof does not verify: it does not hold our key.
     BadProof,
+    /// Stronger mode: the server's answer lacks a valid signature by the server's key.
+    BadSignature,
     /// The server refused us and said why.
     Rejected(String),
     /// A sealed frame did not open (forged, replayed, reordered or corrupted).
@@ -50,6 +54,9 @@ impl std::fmt::Display for HandshakeError {
             }
             HandshakeError::WrongSession => f.write_str("not the session this server is running"),
             HandshakeError::BadProof => f.write_str("peer failed to prove it holds the key"),
+            HandshakeError::BadSignature => {
+                f.write_str("server's answer is not signed by the server's signing key")
+            }
             HandshakeError::Rejected(r) => write!(f, "server refused: {}", crate::event::escape(r)),
             HandshakeError::BadFrame(e) => write!(f, "bad sealed frame: {e}"),
             HandshakeError::Decode(e) => write!(f, "bad message: {e}"),
@@ -102,12 +109,29 @@ impl ClientHandshake {
 
     /// Verifies the server's answer; on success returns the proof to send and the channel.
     pub fn finish(self, answer: &Message) -> Result<(Message, SecureChannel), HandshakeError> {
-        let (sn, sproof) = match answer {
-            Message::ServerHello { nonce, proof } => (nonce, proof),
+        self.finish_verified(answer, None)
+    }
+
+    /// As [`ClientHandshake::finish`]; with `required` (stronger mode) the answer must also carry
+    /// the server's valid signature, so a party holding only the shared key cannot pose as it.
+    pub fn finish_verified(
+        self,
+        answer: &Message,
+        required: Option<&ServerPublic>,
+    ) -> Result<(Message, SecureChannel), HandshakeError> {
+        let (sn, sproof, sig) = match answer {
+            Message::ServerHello { nonce, proof } => (nonce, proof, None),
+            Message::SignedServerHello { nonce, proof, sig } => (nonce, proof, Some(sig)),
             Message::Reject { reason } => return Err(HandshakeError::Rejected(reason.clone())),
             _ => return Err(HandshakeError::Unexpected),
         };
         let t: [&[u8]; 3] = [&self.session.0, &self.nonce, sn];
+        if let Some(p) = required {
+            let signed = [&self.session.0[..], &self.nonce, sn, sproof].concat();
+            if !sig.is_some_and(|s| p.verify(SIG_LABEL, &signed, s)) {
+                return Err(HandshakeError::BadSignature);
+            }
+        }
         crypto::verify_proof(&self.key, SERVER_LABEL, &t, sproof)
             .map_err(|_| HandshakeError::BadProof)?;
         let proof = crypto::proof(&self.key, CLIENT_LABEL, &t);
@@ -134,6 +158,29 @@ impl ServerHandshake {
         hello: &Message,
     ) -> Result<(Self, Message), HandshakeError> {
         Self::respond_with_nonce(key, current, hello, crypto::random())
+    }
+
+    /// As [`ServerHandshake::respond`]; with a signer (stronger mode) the answer is signed.
+    pub fn respond_signed(
+        key: &Key,
+        current: Option<SessionId>,
+        hello: &Message,
+        signer: Option<&ServerSigner>,
+    ) -> Result<(Self, Message), HandshakeError> {
+        let (hs, answer) = Self::respond(key, current, hello)?;
+        let (Some(s), Message::ServerHello { nonce, proof }) = (signer, &answer) else {
+            return Ok((hs, answer));
+        };
+        let signed = [&hs.session.0[..], &hs.client_nonce, nonce, proof].concat();
+        let sig = s.sign(SIG_LABEL, &signed);
+        Ok((
+            hs,
+            Message::SignedServerHello {
+                nonce: *nonce,
+                proof: *proof,
+                sig,
+            },
+        ))
     }
 
     /// As [`ServerHandshake::respond`] with a chosen nonce (tests).
@@ -284,6 +331,28 @@ mod tests {
             s.finish(&key(1), &proof),
             Err(HandshakeError::BadProof)
         ));
+    }
+
+    #[test]
+    fn stronger_mode_refuses_a_server_that_only_holds_the_shared_key() {
+        let sid = SessionId([9; 16]);
+        let real = ServerSigner::from_seed(&[1; 32]);
+        let public = real.public();
+        // The real server signs; the client accepts.
+        let (c, hello) = ClientHandshake::start(&key(1), sid);
+        let (_, answer) =
+            ServerHandshake::respond_signed(&key(1), Some(sid), &hello, Some(&real)).unwrap();
+        assert!(c.finish_verified(&answer, Some(&public)).is_ok());
+        // A lab PC with the shared key but not the signing key: unsigned or wrongly signed.
+        for fake in [None, Some(ServerSigner::from_seed(&[2; 32]))] {
+            let (c, hello) = ClientHandshake::start(&key(1), sid);
+            let (_, answer) =
+                ServerHandshake::respond_signed(&key(1), Some(sid), &hello, fake.as_ref()).unwrap();
+            assert!(matches!(
+                c.finish_verified(&answer, Some(&public)),
+                Err(HandshakeError::BadSignature)
+            ));
+        }
     }
 
     #[test]

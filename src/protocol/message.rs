@@ -5,6 +5,7 @@
 use super::{SESSION_ID_LEN, SessionId};
 use crate::crypto::PROOF_LEN;
 use crate::event::EventKind;
+use crate::signing::SIG_LEN;
 
 /// Length of each side's handshake nonce.
 pub const HS_NONCE_LEN: usize = 32;
@@ -45,6 +46,13 @@ pub enum Message {
     ServerHello {
         nonce: [u8; HS_NONCE_LEN],
         proof: [u8; PROOF_LEN],
+    },
+    /// Server -> client in stronger mode: as `ServerHello`, plus an Ed25519 signature by the
+    /// server's signing key over the transcript and proof.
+    SignedServerHello {
+        nonce: [u8; HS_NONCE_LEN],
+        proof: [u8; PROOF_LEN],
+        sig: [u8; SIG_LEN],
     },
     /// Client -> server: proof that the client holds the key.
     ClientProof { proof: [u8; PROOF_LEN] },
@@ -105,6 +113,7 @@ impl std::fmt::Display for DecodeError {
 mod tag {
     pub const CLIENT_HELLO: u8 = 1;
     pub const SERVER_HELLO: u8 = 2;
+    pub const SIGNED_SERVER_HELLO: u8 = 5;
     pub const CLIENT_PROOF: u8 = 3;
     pub const REJECT: u8 = 4;
     pub const HELLO: u8 = 16;
@@ -141,6 +150,12 @@ impl Message {
                 out.push(tag::SERVER_HELLO);
                 out.extend_from_slice(nonce);
                 out.extend_from_slice(proof);
+            }
+            Message::SignedServerHello { nonce, proof, sig } => {
+                out.push(tag::SIGNED_SERVER_HELLO);
+                out.extend_from_slice(nonce);
+                out.extend_from_slice(proof);
+                out.extend_from_slice(sig);
             }
             Message::ClientProof { proof } => {
                 out.push(tag::CLIENT_PROOF);
@@ -202,6 +217,11 @@ impl Message {
             tag::SERVER_HELLO => Message::ServerHello {
                 nonce: r.array()?,
                 proof: r.array()?,
+            },
+            tag::SIGNED_SERVER_HELLO => Message::SignedServerHello {
+                nonce: r.array()?,
+                proof: r.array()?,
+                sig: r.array()?,
             },
             tag::CLIENT_PROOF => Message::ClientProof { proof: r.array()? },
             tag::REJECT => Message::Reject {
@@ -287,6 +307,11 @@ mod tests {
                 proof: [4; 32],
             },
             Message::ClientProof { proof: [5; 32] },
+            Message::SignedServerHello {
+                nonce: [3; 32],
+                proof: [4; 32],
+                sig: [6; 64],
+            },
             Message::Reject {
                 reason: "no".into(),
             },
@@ -350,7 +375,7 @@ mod tests {
                 *b = x as u8;
             }
             if len > 0 {
-                buf[0] = [1, 2, 3, 4, 16, 17, 18, 19, 20, 21, 22][i % 11];
+                buf[0] = [1, 2, 3, 4, 5, 16, 17, 18, 19, 20, 21, 22][i % 12];
             }
             let _ = Message::decode(&buf);
         }

@@ -5,8 +5,10 @@
 use crate::crypto::Key;
 use crate::protocol::SessionId;
 use crate::protocol::announce::{AnnounceKind, Announcement};
+use crate::signing::ServerSigner;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::net::{SocketAddr, SocketAddrV4};
+use std::sync::Arc;
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -32,12 +34,13 @@ fn broadcast_socket() -> std::io::Result<std::net::UdpSocket> {
 pub fn send_once(
     sock: &std::net::UdpSocket,
     key: &Key,
+    signer: Option<&ServerSigner>,
     targets: &[SocketAddrV4],
     a: &Announcement,
 ) -> Vec<String> {
     let mut errors = Vec::new();
     for t in targets {
-        if let Err(e) = sock.send_to(&a.seal(key), t) {
+        if let Err(e) = sock.send_to(&a.seal_signed(key, signer), t) {
             errors.push(format!("cannot send announcement to {t}: {e}"));
         }
     }
@@ -52,6 +55,7 @@ impl Announcer {
         tcp_port: u16,
         session: SessionId,
         every: Duration,
+        signer: Option<Arc<ServerSigner>>,
         warn: Sender<String>,
     ) -> std::io::Result<Announcer> {
         let sock = broadcast_socket()?;
@@ -67,7 +71,13 @@ impl Announcer {
                 };
                 let mut warned = false;
                 loop {
-                    let errs = send_once(&sock, &key, &targets, &make(AnnounceKind::Start));
+                    let errs = send_once(
+                        &sock,
+                        &key,
+                        signer.as_deref(),
+                        &targets,
+                        &make(AnnounceKind::Start),
+                    );
                     if !errs.is_empty() && !warned {
                         warned = true;
                         for e in errs {
@@ -80,7 +90,13 @@ impl Announcer {
                     }
                 }
                 for i in 0..STOP_REPEATS {
-                    send_once(&sock, &key, &targets, &make(AnnounceKind::Stop));
+                    send_once(
+                        &sock,
+                        &key,
+                        signer.as_deref(),
+                        &targets,
+                        &make(AnnounceKind::Stop),
+                    );
                     if i + 1 < STOP_REPEATS {
                         std::thread::sleep(Duration::from_millis(100));
                     }

@@ -9,6 +9,7 @@ use crate::protocol::SessionId;
 use crate::protocol::frame::FrameReader;
 use crate::protocol::handshake::{HandshakeError, SecureChannel, ServerHandshake, frame_plain};
 use crate::protocol::message::{INSTANCE_LEN, Message};
+use crate::signing::ServerSigner;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
@@ -133,7 +134,13 @@ impl Conn {
     }
 
     /// Reads what the socket has and advances the protocol, returning what the core must act on.
-    pub fn read_in(&mut self, key: &Key, session: Option<SessionId>, now: Instant) -> Vec<Input> {
+    pub fn read_in(
+        &mut self,
+        key: &Key,
+        signer: Option<&ServerSigner>,
+        session: Option<SessionId>,
+        now: Instant,
+    ) -> Vec<Input> {
         let mut inputs = Vec::new();
         let mut buf = [0u8; 16 * 1024];
         let mut budget = READ_BUDGET;
@@ -160,7 +167,9 @@ impl Conn {
         // Frames already received are processed even if the peer closed right after them.
         while !self.closing && !matches!(self.state, State::Closed) {
             match self.reader.next_frame() {
-                Ok(Some((prefix, body))) => self.frame(key, session, &prefix, &body, &mut inputs),
+                Ok(Some((prefix, body))) => {
+                    self.frame(key, signer, session, &prefix, &body, &mut inputs)
+                }
                 Ok(None) => break,
                 Err(e) => {
                     inputs.push(Input::Refused(format!("bad frame: {e}")));
@@ -174,6 +183,7 @@ impl Conn {
     fn frame(
         &mut self,
         key: &Key,
+        signer: Option<&ServerSigner>,
         session: Option<SessionId>,
         prefix: &[u8; 4],
         body: &[u8],
@@ -186,7 +196,7 @@ impl Conn {
                     Ok(m) => m,
                     Err(e) => return self.refuse(inputs, format!("not a proctor handshake: {e}")),
                 };
-                match ServerHandshake::respond(key, session, &msg) {
+                match ServerHandshake::respond_signed(key, session, &msg, signer) {
                     Ok((hs, answer)) => {
                         self.push_out(&frame_plain(&answer));
                         self.state = State::AwaitProof(hs);

@@ -48,6 +48,8 @@ pub struct CoreConfig {
     pub stop_grace: Duration,
     /// Most simultaneous connections; beyond it new ones are closed at once.
     pub max_conns: usize,
+    /// Stronger mode: the server's signing key for announcements and handshakes.
+    pub signer: Option<std::sync::Arc<crate::signing::ServerSigner>>,
 }
 
 impl CoreConfig {
@@ -71,6 +73,7 @@ impl CoreConfig {
             handshake_timeout: Duration::from_secs(5),
             stop_grace: Duration::from_secs(5),
             max_conns: 4096,
+            signer: None,
         }
     }
 }
@@ -346,6 +349,7 @@ impl ServerCore {
             self.cfg.server_port,
             id,
             self.cfg.announce_every,
+            self.cfg.signer.clone(),
             self.warn_tx.clone(),
         )?;
         let dir = session.dir.clone();
@@ -470,7 +474,8 @@ impl ServerCore {
             return;
         }
         let session = self.active.as_ref().map(|a| a.session.id);
-        let inputs = self.conns[i].read_in(&self.cfg.key, session, now);
+        let signer = self.cfg.signer.as_deref();
+        let inputs = self.conns[i].read_in(&self.cfg.key, signer, session, now);
         for input in inputs {
             self.handle_input(i, input, now);
         }

@@ -79,10 +79,14 @@ pub fn run(cfg: CoreConfig, stop_after: Option<Duration>) -> Result<()> {
             let _ = out.flush();
         }
     });
+    let signing = cfg.signer.as_ref().map(|s| s.public().fingerprint());
     let (core, handle) = ServerCore::bind(cfg, sink)?;
     println!(
         "proctor server listening on TCP port {port}, announcing to {targets_text}, key fingerprint {fingerprint}"
     );
+    if let Some(f) = signing {
+        println!("stronger mode: announcements and handshakes signed with key {f}");
+    }
     handle.send(Command::StartSession);
     let deadline = stop_after.map(|d| Instant::now() + d);
     let watcher = handle.clone();

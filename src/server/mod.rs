@@ -43,6 +43,9 @@ pub fn run(args: &ServerArgs) -> Result<()> {
         args.logs.clone(),
     );
     cfg.announce_every = Duration::from_secs_f64(args.announce_every);
+    if let Some(p) = &args.signing_key {
+        cfg.signer = Some(std::sync::Arc::new(crate::signing::load_signer(p)?));
+    }
     if !args.headless {
         return Err(Error::Usage(
             "the invigilator's window is not available in this build yet; run with --headless"
