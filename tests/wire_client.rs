@@ -1,0 +1,142 @@
+//! A client written with the library's own protocol code, talking to the real server binary:
+//! checks what the server writes for sequence gaps, duplicates and hostile text.
+
+mod common;
+
+use common::*;
+use proctor::client::link::{Identity, Link, Trust};
+use proctor::event::EventKind;
+use proctor::protocol::SessionId;
+use proctor::protocol::message::Message;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+fn session_of(srv: &Proc) -> SessionId {
+    assert!(srv.wait_for("session ", Duration::from_secs(5)));
+    let hex = srv
+        .output()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("session ")
+                .and_then(|r| r.split(' ').next())
+                .map(str::to_string)
+        })
+        .unwrap();
+    SessionId::from_hex(&hex).unwrap()
+}
+
+fn event(seq: u64, detail: &[u8]) -> Message {
+    Message::Event {
+        seq,
+        ts_ms: 1_700_000_000_000 + seq,
+        kind: EventKind::Net,
+        detail: detail.to_vec(),
+    }
+}
+
+/// Sends messages and waits until the server acknowledged `until`.
+fn send_and_wait_ack(link: &mut Link, msgs: &[Message], until: u64) {
+    for m in msgs {
+        link.send(m).unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        let _ = link.flush();
+        for m in link.receive(Instant::now()).unwrap() {
+            if let Message::Ack { seq } = m
+                && seq >= until
+            {
+                return;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("no ack for {until}");
+}
+
+#[test]
+fn gaps_are_written_as_warnings_duplicates_are_dropped_and_hostile_text_is_escaped() {
+    let dir = temp_dir("wire");
+    let (sport, cport) = ports(32);
+    let key_path = keygen(&dir, "k.key");
+    let key = proctor::keyfile::parse(&std::fs::read_to_string(&key_path).unwrap())
+        .unwrap()
+        .key;
+    let srv = server(&dir, &key_path, sport, cport, &[]);
+    let session = session_of(&srv);
+    let trust = Trust {
+        key,
+        server_public: None,
+    };
+    let me = Identity {
+        hostname: "evil\u{1b}[31m\npc/../x".into(),
+        instance: [7; 16],
+    };
+    let addr: SocketAddr = ([127, 0, 0, 1], sport).into();
+    let (mut link, next) =
+        Link::connect(addr, &trust, session, &me, Duration::from_secs(2)).unwrap();
+    assert_eq!(next, 1);
+    send_and_wait_ack(
+        &mut link,
+        &[
+            event(1, b"first"),
+            event(2, b"second"),
+            event(2, b"second again"),
+            event(5, b"after a gap"),
+            event(
+                6,
+                b"line\nbreak \x1b[2J and \xff\xfe bytes \xe2\x80\xae rtl",
+            ),
+        ],
+        6,
+    );
+    drop(link);
+    // Reconnecting with the same instance continues at 7; an old event resent is dropped.
+    let (mut link, next) =
+        Link::connect(addr, &trust, session, &me, Duration::from_secs(2)).unwrap();
+    assert_eq!(next, 7);
+    send_and_wait_ack(&mut link, &[event(6, b"resent"), event(7, b"seventh")], 7);
+
+    let dirs = session_dirs(&dir);
+    let files: Vec<_> = std::fs::read_dir(&dirs[0])
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(files.len(), 1);
+    let name = files[0].file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        !name.contains('/') && !name.contains('\u{1b}') && name.ends_with("_127.0.0.1.log"),
+        "{name}"
+    );
+    let text = std::fs::read_to_string(&files[0]).unwrap();
+    assert!(
+        text.contains("# host: evil\\x1b[31m\\x0apc/../x address: 127.0.0.1"),
+        "{text}"
+    );
+    assert_eq!(
+        text.matches(" second").count(),
+        1,
+        "duplicate dropped:\n{text}"
+    );
+    assert!(!text.contains("resent"));
+    assert!(
+        text.contains("seq=- warning events 3 to 4 never arrived from this client"),
+        "{text}"
+    );
+    assert!(
+        text.contains("seq=6 net line\\x0abreak \\x1b[2J and \\xff\\xfe bytes \\u{202e} rtl"),
+        "{text}"
+    );
+    for line in text.lines() {
+        assert!(
+            !line.chars().any(|c| c.is_control()),
+            "raw control character in {line:?}"
+        );
+    }
+    let seqs: Vec<u64> = text
+        .lines()
+        .filter_map(|l| l.split(' ').nth(1)?.strip_prefix("seq=")?.parse().ok())
+        .collect();
+    assert_eq!(seqs, vec![1, 2, 5, 6, 7]);
+}
