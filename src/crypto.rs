@@ -72,11 +72,7 @@ impl Key {
         h.update(b"proctor key fingerprint v1");
         h.update(self.0);
         let d = h.finalize();
-        let hex: Vec<String> = d[..8]
-            .chunks(2)
-            .map(|c| format!("{:02x}{:02x}", c[0], c[1]))
-            .collect();
-        hex.join(":")
+        crate::hex::fingerprint(&d)
     }
 }
 

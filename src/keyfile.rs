@@ -43,7 +43,10 @@ pub fn parse(text: &str) -> std::result::Result<KeyFile, String> {
     let mut demo = false;
     for line in lines {
         if let Some(hex) = line.strip_prefix("key:") {
-            key = Some(parse_hex(hex.trim()).ok_or("the 'key:' line must hold 64 hex digits")?);
+            key = Some(
+                crate::hex::decode::<KEY_LEN>(hex.trim())
+                    .ok_or("the 'key:' line must hold 64 hex digits")?,
+            );
         } else if let Some(v) = line.strip_prefix("demo:") {
             demo = v.trim() == "yes";
         } else {
@@ -57,20 +60,9 @@ pub fn parse(text: &str) -> std::result::Result<KeyFile, String> {
     })
 }
 
-fn parse_hex(s: &str) -> Option<[u8; KEY_LEN]> {
-    if s.len() != KEY_LEN * 2 || !s.is_ascii() {
-        return None;
-    }
-    let mut out = [0u8; KEY_LEN];
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
-    }
-    Some(out)
-}
-
 /// Formats a real (non-demo) key file.
 pub fn format(key: &Key) -> String {
-    let hex: String = key.as_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    let hex = crate::hex::encode(key.as_bytes());
     format!(
         "# proctor shared key. Keep it secret: copy it (mode 0600) to the server and every lab PC.\n\
          # fingerprint {}\n{HEADER}\nkey: {hex}\n",

@@ -11,7 +11,7 @@
 //! - [`inspect`]: offline replay of a capture through the same decoder.
 //! - [`server`]: the headless core (poll loop, sessions, storage, registry) and its front ends.
 //! - [`client`]: the lab-PC daemon and its worker processes.
-//! - [`netif`], [`poll`], [`sys`], [`timefmt`]: small OS seams.
+//! - [`netif`], [`poll`], [`sys`], [`timefmt`]: small OS seams; [`hex`]: hex text.
 
 pub mod cli;
 pub mod client;
@@ -20,6 +20,7 @@ pub mod error;
 pub mod event;
 pub mod filter;
 pub mod flows;
+pub mod hex;
 pub mod inspect;
 pub mod keyfile;
 pub mod netif;

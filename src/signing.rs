@@ -80,27 +80,8 @@ impl ServerPublic {
 
     /// Short identifier shown by server and client so an admin can check they match.
     pub fn fingerprint(&self) -> String {
-        self.0.as_bytes()[..8]
-            .chunks(2)
-            .map(|c| format!("{:02x}{:02x}", c[0], c[1]))
-            .collect::<Vec<_>>()
-            .join(":")
+        crate::hex::fingerprint(self.0.as_bytes())
     }
-}
-
-fn hex32(s: &str) -> Option<[u8; 32]> {
-    if s.len() != 64 || !s.is_ascii() {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
-    }
-    Some(out)
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 fn field(text: &str, header: &str, name: &str) -> std::result::Result<[u8; 32], String> {
@@ -113,7 +94,7 @@ fn field(text: &str, header: &str, name: &str) -> std::result::Result<[u8; 32], 
     }
     for l in lines {
         if let Some(v) = l.strip_prefix(name).and_then(|r| r.strip_prefix(':')) {
-            return hex32(v.trim())
+            return crate::hex::decode::<32>(v.trim())
                 .ok_or_else(|| format!("the '{name}:' line must hold 64 hex digits"));
         }
     }
@@ -157,7 +138,7 @@ pub fn format_signer(s: &ServerSigner) -> String {
     format!(
         "# proctor server signing key (Ed25519). Keep it on the server only, mode 0600.\n# public fingerprint {}\n{SECRET_HEADER}\nsecret: {}\n",
         s.public().fingerprint(),
-        hex(s.0.as_bytes())
+        crate::hex::encode(s.0.as_bytes())
     )
 }
 
@@ -166,7 +147,7 @@ pub fn format_public(p: &ServerPublic) -> String {
     format!(
         "# proctor server public key: copy to every lab PC and pass it with --server-pubkey.\n# fingerprint {}\n{PUBLIC_HEADER}\npublic: {}\n",
         p.fingerprint(),
-        hex(p.0.as_bytes())
+        crate::hex::encode(p.0.as_bytes())
     )
 }
 

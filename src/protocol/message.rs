@@ -14,19 +14,12 @@ pub const HS_NONCE_LEN: usize = 32;
 pub const INSTANCE_LEN: usize = 16;
 /// Lower-case hex of an instance id, as written in log and spool files.
 pub fn instance_hex(i: &[u8; INSTANCE_LEN]) -> String {
-    i.iter().map(|b| format!("{b:02x}")).collect()
+    crate::hex::encode(i)
 }
 
 /// Parses [`instance_hex`] output.
 pub fn parse_instance_hex(h: &str) -> Option<[u8; INSTANCE_LEN]> {
-    if h.len() != INSTANCE_LEN * 2 || !h.is_ascii() {
-        return None;
-    }
-    let mut b = [0u8; INSTANCE_LEN];
-    for (i, out) in b.iter_mut().enumerate() {
-        *out = u8::from_str_radix(&h[2 * i..2 * i + 2], 16).ok()?;
-    }
-    Some(b)
+    crate::hex::decode(h)
 }
 
 /// Longest string field accepted (host names, event details).

@@ -29,19 +29,12 @@ impl SessionId {
 
     /// Lower-case hex, as shown in log headers.
     pub fn hex(&self) -> String {
-        self.0.iter().map(|b| format!("{b:02x}")).collect()
+        crate::hex::encode(&self.0)
     }
 
     /// Parses [`SessionId::hex`] output.
     pub fn from_hex(s: &str) -> Option<SessionId> {
-        if s.len() != SESSION_ID_LEN * 2 || !s.is_ascii() {
-            return None;
-        }
-        let mut b = [0u8; SESSION_ID_LEN];
-        for (i, out) in b.iter_mut().enumerate() {
-            *out = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
-        }
-        Some(SessionId(b))
+        crate::hex::decode(s).map(SessionId)
     }
 
     /// The first 8 hex digits, enough for people to tell sessions apart.
