@@ -39,6 +39,9 @@ pub enum Command {
     /// Internal: mount watcher worker started by the client.
     #[command(name = "__mount-worker", hide = true)]
     MountWorker,
+    /// Internal: benchmark load generator speaking the real protocol.
+    #[command(name = "__loadgen", hide = true)]
+    Loadgen(LoadgenArgs),
 }
 
 /// `proctor keygen`.
@@ -162,6 +165,31 @@ pub struct InspectArgs {
     /// The capture file (pcap or pcapng).
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
+}
+
+/// Hidden `__loadgen` arguments (benchmarks).
+#[derive(Args, Debug)]
+pub struct LoadgenArgs {
+    /// The server's stream endpoint.
+    #[arg(long)]
+    pub server: SocketAddr,
+    /// The running session's id (hex, as the server prints it).
+    #[arg(long)]
+    pub session: String,
+    #[command(flatten)]
+    pub key: KeyArgs,
+    /// Simulated lab PCs (one connection each).
+    #[arg(short = 'c', long = "conns", default_value_t = 1)]
+    pub conns: usize,
+    /// Events per connection.
+    #[arg(short = 'n', long = "events", default_value_t = 100_000)]
+    pub events: u64,
+    /// Most unacknowledged events in flight per connection.
+    #[arg(long, default_value_t = 4096)]
+    pub window: u64,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 120.0)]
+    pub timeout: f64,
 }
 
 /// Hidden `__capture-worker` arguments, passed by the client.

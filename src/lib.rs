@@ -9,6 +9,7 @@
 //! - [`event`]: what a client reports, and how text from outside is escaped.
 //! - [`filter`]: pure packet decoding and the selection rule; [`flows`]: per-flow reporting.
 //! - [`inspect`]: offline replay of a capture through the same decoder.
+//! - [`loadgen`]: simulated lab PCs for benchmarks.
 //! - [`server`]: the headless core (poll loop, sessions, storage, registry) and its front ends.
 //! - [`client`]: the lab-PC daemon and its worker processes.
 //! - [`netif`], [`poll`], [`sys`], [`timefmt`]: small OS seams; [`hex`]: hex text.
@@ -23,6 +24,7 @@ pub mod flows;
 pub mod hex;
 pub mod inspect;
 pub mod keyfile;
+pub mod loadgen;
 pub mod netif;
 pub mod poll;
 pub mod protocol;

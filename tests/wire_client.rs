@@ -140,3 +140,56 @@ fn gaps_are_written_as_warnings_duplicates_are_dropped_and_hostile_text_is_escap
         .collect();
     assert_eq!(seqs, vec![1, 2, 5, 6, 7]);
 }
+
+#[test]
+fn many_simulated_clients_stream_concurrently_and_every_event_lands_once_in_its_own_file() {
+    let dir = temp_dir("loadgen");
+    let (sport, cport) = ports(33);
+    let key_path = keygen(&dir, "k.key");
+    let srv = server(&dir, &key_path, sport, cport, &[]);
+    let session = session_of(&srv);
+    let out = std::process::Command::new(bin())
+        .args([
+            "__loadgen",
+            "--server",
+            &format!("127.0.0.1:{sport}"),
+            "--session",
+            &session.hex(),
+            "-k",
+        ])
+        .arg(&key_path)
+        .args([
+            "-c",
+            "20",
+            "-n",
+            "2000",
+            "--window",
+            "64",
+            "--timeout",
+            "60",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(report.contains("\"events\":40000"), "{report}");
+    let dirs = session_dirs(&dir);
+    let files: Vec<_> = std::fs::read_dir(&dirs[0])
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(files.len(), 20);
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        let seqs: Vec<u64> = text
+            .lines()
+            .filter_map(|l| l.split(' ').nth(1)?.strip_prefix("seq=")?.parse().ok())
+            .collect();
+        assert_eq!(seqs, (1..=2000).collect::<Vec<u64>>(), "{f:?}");
+    }
+}
