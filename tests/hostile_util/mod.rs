@@ -1,0 +1,515 @@
+//! Helpers for tests/hostile.rs: run the real binary on loopback, find its output, poke its
+//! sockets, and a small deterministic random number generator for the fuzz-style loops.
+//!
+//! Kept apart from tests/common so the hostile-input tests own their ports (slots 40..80 of the
+//! same per-process port block, never used by e2e.rs) and do not depend on helpers others edit.
+#![allow(dead_code)]
+
+use proctor::crypto::Key;
+use proctor::protocol::SessionId;
+use std::io::{ErrorKind, Read};
+use std::net::{TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The proctor binary under test.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_proctor")
+}
+
+/// A fresh directory for one test.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("proctor-hostile-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A port pair unique to this test process and slot. Same block formula as tests/common, so a
+/// slot in 40..80 can never meet the slots e2e.rs uses, whatever the two processes' ids.
+pub fn ports(slot: u16) -> (u16, u16) {
+    assert!((40..80).contains(&slot), "hostile tests use slots 40..80");
+    let base = 20000 + ((std::process::id() as u16 % 150) * 200) % 20000 + slot * 2;
+    (base, base + 1)
+}
+
+/// Writes a fresh real key (mode 0600) into `dir`; returns its path and the key itself.
+pub fn keygen(dir: &Path, name: &str) -> (PathBuf, Key) {
+    let p = dir.join(name);
+    let out = Command::new(bin())
+        .args(["keygen", "-o"])
+        .arg(&p)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "keygen failed: {out:?}");
+    let key = proctor::keyfile::parse(&std::fs::read_to_string(&p).unwrap())
+        .unwrap()
+        .key;
+    (p, key)
+}
+
+/// A child process whose stdout+stderr go to a file; killed on drop.
+pub struct Proc {
+    pub child: Child,
+    pub out: PathBuf,
+}
+
+impl Proc {
+    /// Starts the binary with `args`, output to `out`, optionally with a lower limit on open
+    /// files (RLIMIT_NOFILE, soft and hard).
+    pub fn start(args: &[&str], out: PathBuf, nofile: Option<u64>) -> Proc {
+        use std::os::unix::process::CommandExt;
+        let f = std::fs::File::create(&out).unwrap();
+        let mut cmd = Command::new(bin());
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(f.try_clone().unwrap())
+            .stderr(f);
+        if let Some(n) = nofile {
+            // SAFETY: setrlimit is a plain system call, safe between fork and exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let r = libc::rlimit {
+                        rlim_cur: n as libc::rlim_t,
+                        rlim_max: n as libc::rlim_t,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &r) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        Proc {
+            child: cmd.spawn().unwrap(),
+            out,
+        }
+    }
+
+    /// Everything the process printed so far.
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(&self.out).unwrap_or_default()
+    }
+
+    /// Waits until the output contains `needle`.
+    pub fn wait_for(&self, needle: &str, timeout: Duration) -> bool {
+        wait_until(timeout, || self.output().contains(needle))
+    }
+
+    /// Sends a signal.
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(self.child.id() as i32, sig);
+        }
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Waits for exit with a deadline; returns the exit code (None if killed or timed out).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return st.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Asserts the process is alive and never panicked.
+    pub fn assert_healthy(&mut self, what: &str) {
+        let out = self.output();
+        assert!(
+            !out.contains("panicked"),
+            "{what} panicked:\n{}",
+            tail(&out)
+        );
+        assert!(self.alive(), "{what} is no longer running:\n{}", tail(&out));
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The last 60 lines of some output, for failure messages.
+pub fn tail(s: &str) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(60)..].join("\n")
+}
+
+/// Polls `cond` every 20 ms until it holds or the timeout passes.
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn now_nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+/// Starts a headless server on loopback (announcing to 127.255.255.255 every 0.5 s).
+pub fn server(dir: &Path, key: &Path, sport: u16, cport: u16, nofile: Option<u64>) -> Proc {
+    let args = [
+        "server".to_string(),
+        "--headless".into(),
+        "-s".into(),
+        sport.to_string(),
+        "-c".into(),
+        cport.to_string(),
+        "-k".into(),
+        key.display().to_string(),
+        "--logs".into(),
+        dir.join("logs").display().to_string(),
+        "--broadcast".into(),
+        "127.255.255.255".into(),
+        "--announce-every".into(),
+        "0.5".into(),
+    ];
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    Proc::start(
+        &a,
+        dir.join(format!("server-{sport}-{}.out", now_nanos())),
+        nofile,
+    )
+}
+
+/// Whether this build's client has `--spool` (then each test client gets its own).
+fn client_has_spool() -> bool {
+    static HAS: OnceLock<bool> = OnceLock::new();
+    *HAS.get_or_init(|| {
+        Command::new(bin())
+            .args(["client", "--help"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).contains("--spool"))
+            .unwrap_or(false)
+    })
+}
+
+/// Starts a client capturing on `lo`, reporting as `host`.
+pub fn client(dir: &Path, key: &Path, cport: u16, host: &str) -> Proc {
+    let mut args = vec![
+        "client".to_string(),
+        "-p".into(),
+        cport.to_string(),
+        "-k".into(),
+        key.display().to_string(),
+        "-i".into(),
+        "lo".into(),
+        "--hostname".into(),
+        host.into(),
+    ];
+    if client_has_spool() {
+        let spool = dir.join(format!("spool-{host}"));
+        let _ = std::fs::remove_dir_all(&spool);
+        args.push("--spool".into());
+        args.push(spool.display().to_string());
+    }
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    Proc::start(
+        &a,
+        dir.join(format!("client-{host}-{}.out", now_nanos())),
+        None,
+    )
+}
+
+/// The id of the session a headless server announced on stdout (`session <hex> started ...`),
+/// the last one if several.
+pub fn session_id(srv: &Proc) -> Option<SessionId> {
+    let out = srv.output();
+    let line = out
+        .lines()
+        .rfind(|l| l.starts_with("session ") && l.contains(" started"))?;
+    let hex = line.split_whitespace().nth(1)?;
+    if hex.len() != 32 {
+        return None;
+    }
+    let mut b = [0u8; 16];
+    for (i, o) in b.iter_mut().enumerate() {
+        *o = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(SessionId(b))
+}
+
+/// Waits for the server to print the session start, and returns its id.
+pub fn wait_session(srv: &Proc) -> SessionId {
+    let mut id = None;
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            id = session_id(srv);
+            id.is_some()
+        }),
+        "server did not start a session:\n{}",
+        srv.output()
+    );
+    id.unwrap()
+}
+
+/// The text of every log file of `host` (any address, any session) under `<dir>/logs`.
+pub fn host_log(dir: &Path, host: &str) -> String {
+    let mut s = String::new();
+    let prefix = format!("{host}_");
+    let Ok(rd) = std::fs::read_dir(dir.join("logs")) else {
+        return s;
+    };
+    let mut sessions: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
+    sessions.sort();
+    for d in sessions {
+        let Ok(files) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for f in files.flatten() {
+            if f.file_name().to_string_lossy().starts_with(&prefix) {
+                s.push_str(&std::fs::read_to_string(f.path()).unwrap_or_default());
+            }
+        }
+    }
+    s
+}
+
+/// Sends one UDP datagram between two fresh loopback sockets and returns the line the client
+/// capturing on `lo` must report for it.
+pub fn udp_probe() -> String {
+    let src = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let dst = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let to = dst.local_addr().unwrap();
+    src.send_to(b"proctor hostile-test probe", to).unwrap();
+    format!(
+        "net new udp 127.0.0.1:{} -> 127.0.0.1:{}",
+        src.local_addr().unwrap().port(),
+        to.port()
+    )
+}
+
+/// Sends probes until one reaches `host`'s log (capture may still be starting); panics after
+/// `timeout`.
+pub fn wait_capture(dir: &Path, host: &str, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let needle = udp_probe();
+        if wait_until(Duration::from_millis(500), || {
+            host_log(dir, host).contains(&needle)
+        }) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no event from {host} reached its log:\n{}",
+            tail(&host_log(dir, host))
+        );
+    }
+}
+
+/// One new flow must reach `host`'s log within a few seconds: the client is in its session and
+/// its events still flow to the server's file.
+pub fn assert_events_flow(dir: &Path, host: &str, after: &str) {
+    let needle = udp_probe();
+    assert!(
+        wait_until(Duration::from_secs(6), || host_log(dir, host)
+            .contains(&needle)),
+        "after {after}: '{needle}' never reached {host}'s log; the client left its session or \
+         stopped reporting:\n{}",
+        tail(&host_log(dir, host))
+    );
+}
+
+/// Number of lines of `text` containing `needle`.
+pub fn count_lines(text: &str, needle: &str) -> usize {
+    text.lines().filter(|l| l.contains(needle)).count()
+}
+
+/// The kernel's view of every UDP socket bound to `port` (IPv4): queued bytes and datagrams
+/// dropped because the receive queue was full, summed.
+pub fn udp_socket_stats(port: u16) -> (u64, u64) {
+    let text = std::fs::read_to_string("/proc/net/udp").unwrap_or_default();
+    let want = format!(":{port:04X}");
+    let (mut queued, mut drops) = (0, 0);
+    for line in text.lines().skip(1) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 13 || !f[1].ends_with(&want) {
+            continue;
+        }
+        if let Some((_, rx)) = f[4].split_once(':') {
+            queued += u64::from_str_radix(rx, 16).unwrap_or(0);
+        }
+        drops += f[12].parse::<u64>().unwrap_or(0);
+    }
+    (queued, drops)
+}
+
+/// Reads until the peer closes the connection (EOF or reset) or `timeout` passes; returns how
+/// long it took, or None if it stayed open.
+pub fn wait_closed(s: &mut TcpStream, timeout: Duration) -> Option<Duration> {
+    let t0 = Instant::now();
+    let mut buf = [0u8; 4096];
+    loop {
+        let left = timeout.checked_sub(t0.elapsed())?;
+        s.set_read_timeout(Some(left.max(Duration::from_millis(10))))
+            .unwrap();
+        match s.read(&mut buf) {
+            Ok(0) => return Some(t0.elapsed()),
+            Ok(_) => continue,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                if t0.elapsed() >= timeout {
+                    return None;
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(_) => return Some(t0.elapsed()),
+        }
+    }
+}
+
+/// Raises this process's limit on open files (children inherit it).
+pub fn raise_nofile(want: u64) {
+    // SAFETY: plain get/setrlimit calls on a local struct.
+    unsafe {
+        let mut r = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) != 0 {
+            return;
+        }
+        let want = want as libc::rlim_t;
+        if r.rlim_cur < want {
+            r.rlim_cur = want;
+            if r.rlim_max < want {
+                r.rlim_max = want; // we run as root
+            }
+            libc::setrlimit(libc::RLIMIT_NOFILE, &r);
+        }
+    }
+}
+
+/// xorshift64*: small, fast, deterministic; good enough to pick fuzz inputs.
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator from a seed (0 is mapped to a fixed non-zero value).
+    pub fn new(seed: u64) -> Rng {
+        Rng(if seed == 0 {
+            0x9e37_79b9_7f4a_7c15
+        } else {
+            seed
+        })
+    }
+
+    /// The next 64 random bits.
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Uniform-ish in `0..n` (n > 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    /// True with probability 1/n.
+    pub fn one_in(&mut self, n: usize) -> bool {
+        self.below(n) == 0
+    }
+
+    /// A random byte.
+    pub fn byte(&mut self) -> u8 {
+        self.next() as u8
+    }
+
+    /// `n` random bytes.
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.byte()).collect()
+    }
+
+    /// A random fixed-size array.
+    pub fn array<const N: usize>(&mut self) -> [u8; N] {
+        let mut a = [0u8; N];
+        for b in a.iter_mut() {
+            *b = self.byte();
+        }
+        a
+    }
+}
+
+/// Base seed of the fuzz-style loops: `HOSTILE_SEED` (decimal or 0x-hex) or a fixed default, so
+/// a failure can be replayed exactly.
+pub fn fuzz_seed(default: u64) -> u64 {
+    match std::env::var("HOSTILE_SEED") {
+        Ok(s) => {
+            let s = s.trim();
+            s.strip_prefix("0x")
+                .map(|h| u64::from_str_radix(h, 16))
+                .unwrap_or_else(|| s.parse())
+                .expect("HOSTILE_SEED must be a number")
+        }
+        Err(_) => default,
+    }
+}
+
+/// How long each fuzz-style loop runs: `HOSTILE_FUZZ_SECS` or 2 s.
+pub fn fuzz_budget() -> Duration {
+    std::env::var("HOSTILE_FUZZ_SECS")
+        .ok()
+        .and_then(|s| s.parse::<f64>().ok())
+        .map(Duration::from_secs_f64)
+        .unwrap_or(Duration::from_secs(2))
+}
+
+/// Runs `case` with fresh per-case seeds until the time budget is spent (and at least
+/// `min_cases` ran); a panic inside a case fails the test naming the seed that replays it
+/// (`HOSTILE_CASE_SEED=0x...` runs just that case).
+pub fn fuzz_loop(name: &str, default_seed: u64, min_cases: u64, mut case: impl FnMut(&mut Rng)) {
+    if let Ok(s) = std::env::var("HOSTILE_CASE_SEED") {
+        // Replays one failing case exactly.
+        let s = s.trim();
+        let seed = s
+            .strip_prefix("0x")
+            .map(|h| u64::from_str_radix(h, 16))
+            .unwrap_or_else(|| s.parse())
+            .expect("HOSTILE_CASE_SEED must be a number");
+        case(&mut Rng::new(seed));
+        return;
+    }
+    let mut master = Rng::new(fuzz_seed(default_seed));
+    let budget = fuzz_budget();
+    let t0 = Instant::now();
+    let mut n = 0u64;
+    while n < min_cases || t0.elapsed() < budget {
+        let seed = master.next();
+        let r =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| case(&mut Rng::new(seed))));
+        if let Err(e) = r {
+            let msg = e
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            panic!("{name}: case {n} failed (HOSTILE_CASE_SEED={seed:#x}): {msg}");
+        }
+        n += 1;
+    }
+    eprintln!("{name}: {n} cases in {:.2?}", t0.elapsed());
+}
