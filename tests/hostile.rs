@@ -1574,8 +1574,6 @@ fn cpu_time(pid: u32) -> Duration {
 /// spin on the listening socket nor print a warning per loop round, and it must serve real
 /// clients again once the flood is gone.
 #[test]
-#[ignore = "bug: at EMFILE the server's accept loop spins at 100% CPU printing 'accept failed' \
-            hundreds of thousands of times a second (src/server/core.rs accept_all)"]
 fn a_flood_beyond_the_descriptor_limit_neither_spins_nor_floods_the_output() {
     const FIRST: &str = "hostile-fdlimit-a";
     const LATE: &str = "hostile-fdlimit-b";

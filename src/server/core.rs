@@ -191,6 +191,46 @@ pub struct ServerCore {
     sink: Box<dyn FnMut(Note) + Send>,
     shutdown: bool,
     counters: Counters,
+    /// Connection limit in force: the configured one, lowered to what the open-files limit allows.
+    max_conns: usize,
+    /// A descriptor held in reserve so a connection can still be accepted and closed when the
+    /// process has run out of descriptors.
+    spare_fd: Option<std::fs::File>,
+    overload: Overload,
+}
+
+/// Connections refused because the server is full are reported at most once a second, with a
+/// count, so a flood cannot flood the invigilator's screen or log too.
+#[derive(Default)]
+struct Overload {
+    last_report: Option<Instant>,
+    unreported: u64,
+}
+
+impl Overload {
+    fn refused(
+        &mut self,
+        peer: SocketAddr,
+        why: &str,
+        now: Instant,
+        sink: &mut Box<dyn FnMut(Note) + Send>,
+    ) {
+        self.unreported += 1;
+        if self
+            .last_report
+            .is_some_and(|t| now.duration_since(t) < Duration::from_secs(1))
+        {
+            return;
+        }
+        let n = std::mem::take(&mut self.unreported);
+        self.last_report = Some(now);
+        let reason = if n > 1 {
+            format!("{why} ({n} connections refused in the last second)")
+        } else {
+            why.to_string()
+        };
+        sink(Note::Rejected { peer, reason });
+    }
 }
 
 impl ServerCore {
@@ -199,6 +239,11 @@ impl ServerCore {
         cfg: CoreConfig,
         sink: Box<dyn FnMut(Note) + Send>,
     ) -> Result<(ServerCore, CoreHandle)> {
+        // Each client holds a socket and a log file; keep some descriptors for everything else.
+        let fd_limit = crate::sys::raise_open_files_limit();
+        let max_conns = cfg
+            .max_conns
+            .min((fd_limit.saturating_sub(32) / 2).max(1) as usize);
         let addr = SocketAddr::from(([0, 0, 0, 0], cfg.server_port));
         let listener = TcpListener::bind(addr)
             .map_err(|e| Error::io(format!("cannot listen on TCP port {}", cfg.server_port), e))?;
@@ -226,6 +271,9 @@ impl ServerCore {
             sink,
             shutdown: false,
             counters: Counters::default(),
+            max_conns,
+            spare_fd: std::fs::File::open("/dev/null").ok(),
+            overload: Overload::default(),
         };
         Ok((
             core,
@@ -440,12 +488,10 @@ impl ServerCore {
         for _ in 0..256 {
             match self.listener.accept() {
                 Ok((stream, peer)) => {
-                    if self.conns.len() >= self.cfg.max_conns {
+                    if self.conns.len() >= self.max_conns {
                         self.counters.rejected += 1;
-                        (self.sink)(Note::Rejected {
-                            peer,
-                            reason: "too many connections".into(),
-                        });
+                        self.overload
+                            .refused(peer, "too many connections", now, &mut self.sink);
                         continue;
                     }
                     match Conn::new(stream, peer, now + self.cfg.handshake_timeout) {
@@ -458,8 +504,17 @@ impl ServerCore {
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    // EMFILE and friends: report and try again on the next round.
-                    (self.sink)(Note::Warning(format!("accept failed: {e}")));
+                    // Out of descriptors (EMFILE/ENFILE): the pending connection would keep the
+                    // listener readable and the loop spinning. Free the spare descriptor, take
+                    // the connection off the queue and close it, then take the spare back.
+                    self.spare_fd = None;
+                    if let Ok((stream, peer)) = self.listener.accept() {
+                        drop(stream);
+                        self.counters.rejected += 1;
+                        let why = format!("out of file descriptors ({e})");
+                        self.overload.refused(peer, &why, now, &mut self.sink);
+                    }
+                    self.spare_fd = std::fs::File::open("/dev/null").ok();
                     break;
                 }
             }

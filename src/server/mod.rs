@@ -1,5 +1,6 @@
 //! The invigilator's server: a headless core ([`core`]) that owns the network, the session and
-//! the files, and front ends that only render it ([`headless`] prints to stdout).
+//! the files, and front ends that only render it ([`headless`] prints to stdout, [`gui`] is the
+//! invigilator's window).
 //!
 //! - [`announcer`]: sender thread for start/stop datagrams.
 //! - [`conn`]: one client connection and its handshake.
@@ -10,6 +11,7 @@
 pub mod announcer;
 pub mod conn;
 pub mod core;
+pub mod gui;
 pub mod headless;
 pub mod registry;
 pub mod session;
@@ -19,8 +21,19 @@ use crate::cli::ServerArgs;
 use crate::error::{Error, Result};
 use std::time::Duration;
 
-/// Runs `proctor server`.
+/// Runs `proctor server`: the window, or with `--headless` the terminal front end. Without
+/// `--headless`, problems found before the core starts (key, broadcast address, port) are shown
+/// in the window as well as returned.
 pub fn run(args: &ServerArgs) -> Result<()> {
+    let cfg = config(args);
+    if !args.headless {
+        return gui::run(args, cfg);
+    }
+    headless::run(cfg?, args.stop_after.map(Duration::from_secs_f64))
+}
+
+/// Loads the key and finds the broadcast addresses: the core's configuration.
+fn config(args: &ServerArgs) -> Result<core::CoreConfig> {
     let key = crate::keyfile::load(&args.key)?;
     let broadcasts = if args.broadcast.is_empty() {
         let ifs =
@@ -46,11 +59,5 @@ pub fn run(args: &ServerArgs) -> Result<()> {
     if let Some(p) = &args.signing_key {
         cfg.signer = Some(std::sync::Arc::new(crate::signing::load_signer(p)?));
     }
-    if !args.headless {
-        return Err(Error::Usage(
-            "the invigilator's window is not available in this build yet; run with --headless"
-                .into(),
-        ));
-    }
-    headless::run(cfg, args.stop_after.map(Duration::from_secs_f64))
+    Ok(cfg)
 }
