@@ -1711,9 +1711,6 @@ fn has_connected_line(srv: &Proc, host: &str) -> bool {
 /// session, the client must still join within a few seconds: the replays may cost it a failed
 /// handshake each, but must not keep it from its real server.
 #[test]
-#[ignore = "bug: the waiting client makes one blocking connect + handshake (2 s timeout) per \
-            replayed start address in its main loop (src/client/mod.rs run), so 20 silent \
-            addresses delay joining the real session by about 40 s"]
 fn replayed_starts_from_many_silent_addresses_do_not_keep_a_waiting_client_from_its_server() {
     const HOST: &str = "hostile-lured-pc";
     let dir = temp_dir("udp-lured");
@@ -1744,9 +1741,6 @@ fn replayed_starts_from_many_silent_addresses_do_not_keep_a_waiting_client_from_
 /// considers starts for other sessions. The same replay from 20 silent addresses must not freeze
 /// it: when its own server comes back it reconnects within a few seconds and its events flow.
 #[test]
-#[ignore = "bug: a disconnected client makes one blocking connect + 0.8 s handshake read per \
-            replayed start address inside its session loop (src/client/session.rs try_switch), \
-            so 20 silent addresses keep it from reconnecting to its real server"]
 fn replayed_starts_from_many_silent_addresses_do_not_freeze_a_disconnected_client() {
     const HOST: &str = "hostile-outage-pc";
     let dir = temp_dir("udp-outage");

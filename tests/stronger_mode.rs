@@ -110,6 +110,7 @@ fn a_lab_pc_with_the_shared_key_cannot_stop_or_impersonate_a_signing_server() {
     sender.set_broadcast(true).unwrap();
     for _ in 0..5 {
         sender.send_to(&forged, ("127.255.255.255", cport)).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
     }
     std::thread::sleep(Duration::from_millis(500));
     assert!(
@@ -160,7 +161,12 @@ fn without_the_public_key_the_same_forged_stop_does_end_monitoring() {
     .seal(&key);
     let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
     sender.set_broadcast(true).unwrap();
-    sender.send_to(&forged, ("127.255.255.255", cport)).unwrap();
+    // Sent a few times: one that arrives while the client is still finishing its join is read
+    // by the waiting loop, which ignores stops.
+    for _ in 0..5 {
+        sender.send_to(&forged, ("127.255.255.255", cport)).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+    }
     assert!(
         cl.wait_for("ended", Duration::from_secs(8)),
         "{}",

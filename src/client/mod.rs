@@ -9,6 +9,7 @@
 
 pub mod announcements;
 pub mod capture;
+pub mod connector;
 pub mod link;
 pub mod mountinfo;
 pub mod mounts;
@@ -24,18 +25,14 @@ use crate::protocol::SessionId;
 use crate::protocol::announce::AnnounceKind;
 use crate::protocol::message::INSTANCE_LEN;
 use announcements::AnnounceSocket;
+use connector::Connector;
 use link::{Identity, Link, Trust};
 use session::{Ended, SessionConfig, Start};
 use spool::Spool;
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use workers::WorkerSpec;
-
-/// Least time between two connection attempts to the same announced server, so a flood of
-/// replayed starts cannot make the client hammer an address.
-const ATTEMPT_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Runs `proctor client`.
 pub fn run(args: &ClientArgs) -> Result<()> {
@@ -99,7 +96,7 @@ pub fn run(args: &ClientArgs) -> Result<()> {
     };
     let mut carried: Vec<(SessionId, Event)> = Vec::new();
     let mut next = resume_from_spool(&spool, &trust, &hostname, &mut carried);
-    let mut last_attempt: HashMap<SocketAddr, Instant> = HashMap::new();
+    let mut connector = Connector::new();
     let mut reported_rejects = 0;
     let mut last_report = Instant::now();
     let mut set = crate::poll::PollSet::new();
@@ -122,33 +119,47 @@ pub fn run(args: &ClientArgs) -> Result<()> {
         }
         set.clear();
         set.push(udp.fd(), crate::poll::IN);
-        let _ = set.wait(Duration::from_millis(200));
+        let _ = set.wait(Duration::from_millis(if connector.in_flight() > 0 {
+            20
+        } else {
+            200
+        }));
+        let now = Instant::now();
         for (a, from) in udp.recv_all() {
-            if a.kind != AnnounceKind::Start || next.is_some() {
-                continue;
+            if a.kind == AnnounceKind::Start {
+                let me = Identity {
+                    hostname: hostname.clone(),
+                    instance: crate::crypto::random::<INSTANCE_LEN>(),
+                };
+                connector.try_start(
+                    &trust,
+                    me,
+                    SocketAddr::new(from.ip(), a.tcp_port),
+                    a.session,
+                    now,
+                );
             }
-            let server = SocketAddr::new(from.ip(), a.tcp_port);
-            let now = Instant::now();
-            if last_attempt
-                .get(&server)
-                .is_some_and(|t| now.duration_since(*t) < ATTEMPT_INTERVAL)
-            {
-                continue;
-            }
-            last_attempt.insert(server, now);
-            let instance = crate::crypto::random::<INSTANCE_LEN>();
-            let me = Identity {
-                hostname: hostname.clone(),
-                instance,
-            };
-            match Link::connect(server, &trust, a.session, &me, Duration::from_secs(2)) {
-                Ok((link, next_seq)) => {
-                    println!("joined session {} of server {server}", a.session.short());
-                    let mut start = Start::joined(server, a.session, instance, link, next_seq);
+        }
+        for attempt in connector.finished() {
+            match attempt.result {
+                Ok((link, next_seq)) if next.is_none() => {
+                    println!(
+                        "joined session {} of server {}",
+                        attempt.session.short(),
+                        attempt.server
+                    );
+                    let mut start = Start::joined(
+                        attempt.server,
+                        attempt.session,
+                        attempt.instance,
+                        link,
+                        next_seq,
+                    );
                     start.carried = std::mem::take(&mut carried);
                     next = Some(start);
                 }
-                Err(e) => println!("ignored start from {from}: {e}"),
+                Ok(_) => {}
+                Err(e) => println!("ignored start from {}: {e}", attempt.server),
             }
         }
         if udp.rejected != reported_rejects && last_report.elapsed() >= Duration::from_secs(10) {

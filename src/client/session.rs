@@ -3,6 +3,7 @@
 //! collects the workers' last events and says goodbye.
 
 use super::announcements::AnnounceSocket;
+use super::connector::Connector;
 use super::link::{Identity, Link, Trust};
 use super::spool::Spool;
 use super::workers::{Worker, WorkerSpec};
@@ -11,7 +12,7 @@ use crate::poll::{self, PollSet};
 use crate::protocol::SessionId;
 use crate::protocol::announce::AnnounceKind;
 use crate::protocol::message::{INSTANCE_LEN, Message};
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -110,7 +111,8 @@ struct Run<'a> {
     stopping: Option<Instant>,
     last_attempt: Instant,
     spool: Option<Spool>,
-    switch_attempts: HashMap<SocketAddr, Instant>,
+    connector: Connector,
+    own_attempt: bool,
 }
 
 /// Runs the session until the server stops it, another session takes over, or `exit` is set.
@@ -138,7 +140,8 @@ pub fn run(
         stopping: None,
         last_attempt: Instant::now(),
         spool: None,
-        switch_attempts: HashMap::new(),
+        connector: Connector::new(),
+        own_attempt: false,
     };
     match Spool::begin(
         &cfg.spool,
@@ -235,14 +238,13 @@ pub fn run(
             for (a, from) in udp.recv_all() {
                 if a.kind == AnnounceKind::Stop && a.session == run.session {
                     run.begin_stop(now);
-                } else if a.kind == AnnounceKind::Start
-                    && a.session != run.session
-                    && let Some(next) =
-                        run.try_switch(SocketAddr::new(from.ip(), a.tcp_port), a.session, now)
-                {
-                    return next;
+                } else if a.kind == AnnounceKind::Start && a.session != run.session {
+                    run.request_switch(SocketAddr::new(from.ip(), a.tcp_port), a.session, now);
                 }
             }
+        }
+        if let Some(next) = run.connections_done() {
+            return next;
         }
         if let Some(i) = link_i
             && set.revents(i) != 0
@@ -327,51 +329,69 @@ impl Run<'_> {
         }
     }
 
-    /// While our server is unreachable, a start for another session whose server proves the
-    /// key takes over (a start whose sender cannot complete the handshake changes nothing).
-    fn try_switch(
-        &mut self,
-        server: SocketAddr,
-        session: SessionId,
-        now: Instant,
-    ) -> Option<Ended> {
+    /// While our server is unreachable, a start for another session may take over: try its
+    /// server in the background (a start whose sender cannot complete the handshake changes
+    /// nothing).
+    fn request_switch(&mut self, server: SocketAddr, session: SessionId, now: Instant) {
         if self.link.is_some() || self.stopping.is_some() {
-            return None;
+            return;
         }
-        if self
-            .switch_attempts
-            .get(&server)
-            .is_some_and(|t| now.duration_since(*t) < RECONNECT_EVERY * 2)
-        {
-            return None;
-        }
-        self.switch_attempts.insert(server, now);
-        let instance = crate::crypto::random::<INSTANCE_LEN>();
         let me = Identity {
             hostname: self.cfg.hostname.clone(),
-            instance,
+            instance: crate::crypto::random::<INSTANCE_LEN>(),
         };
-        let (link, next_seq) = Link::connect(
-            server,
-            &self.cfg.trust,
-            session,
-            &me,
-            Duration::from_millis(800),
-        )
-        .ok()?;
-        eprintln!(
-            "proctor client: session {} unreachable; switching to session {} of {server}",
-            self.session.short(),
-            session.short()
-        );
-        let old = self.session;
-        let carried = self.leftover().into_iter().map(|e| (old, e)).collect();
-        for w in self.workers.iter_mut() {
-            w.request_stop();
+        self.connector
+            .try_start(&self.cfg.trust, me, server, session, now);
+    }
+
+    /// Acts on finished connection attempts: our own server back, or another session to switch to.
+    fn connections_done(&mut self) -> Option<Ended> {
+        for a in self.connector.finished() {
+            if a.session == self.session && a.server == self.server {
+                self.own_attempt = false;
+                match a.result {
+                    Ok((link, next_seq)) if self.link.is_none() => {
+                        eprintln!("proctor client: reconnected to {}", self.server);
+                        self.adopt(link, next_seq);
+                    }
+                    Ok(_) => {}
+                    Err(e) if e.contains("refused:") => {
+                        // The server is up but no longer runs our session: it ended while we were away.
+                        eprintln!(
+                            "proctor client: {e}; ending session {}",
+                            self.session.short()
+                        );
+                        self.stopping = Some(Instant::now());
+                        for w in self.workers.iter_mut() {
+                            w.kill();
+                        }
+                    }
+                    Err(_) => {}
+                }
+                continue;
+            }
+            let Ok((link, next_seq)) = a.result else {
+                continue;
+            };
+            if self.link.is_some() || self.stopping.is_some() {
+                continue;
+            }
+            eprintln!(
+                "proctor client: session {} unreachable; switching to session {} of {}",
+                self.session.short(),
+                a.session.short(),
+                a.server
+            );
+            let old = self.session;
+            let carried = self.leftover().into_iter().map(|e| (old, e)).collect();
+            for w in self.workers.iter_mut() {
+                w.request_stop();
+            }
+            let mut start = Start::joined(a.server, a.session, a.instance, link, next_seq);
+            start.carried = carried;
+            return Some(Ended::Switch(Box::new(start)));
         }
-        let mut start = Start::joined(server, session, instance, link, next_seq);
-        start.carried = carried;
-        Some(Ended::Switch(Box::new(start)))
+        None
     }
 
     /// Events still unacknowledged, including what the workers printed last.
@@ -511,35 +531,13 @@ impl Run<'_> {
             }
             return;
         }
-        if now.saturating_duration_since(self.last_attempt) < RECONNECT_EVERY {
+        if self.own_attempt || now.saturating_duration_since(self.last_attempt) < RECONNECT_EVERY {
             return;
         }
         self.last_attempt = now;
-        match Link::connect(
-            self.server,
-            &self.cfg.trust,
-            self.session,
-            &self.me,
-            Duration::from_millis(800),
-        ) {
-            Ok((link, next_seq)) => {
-                eprintln!("proctor client: reconnected to {}", self.server);
-                self.adopt(link, next_seq);
-            }
-            Err(e) => {
-                if e.contains("refused:") {
-                    // The server is up but no longer runs our session: it ended while we were away.
-                    eprintln!(
-                        "proctor client: {e}; ending session {}",
-                        self.session.short()
-                    );
-                    self.stopping = Some(Instant::now());
-                    for w in self.workers.iter_mut() {
-                        w.kill();
-                    }
-                }
-            }
-        }
+        self.own_attempt =
+            self.connector
+                .start_own(&self.cfg.trust, self.me.clone(), self.server, self.session);
     }
 
     fn begin_stop(&mut self, now: Instant) {
