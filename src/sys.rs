@@ -150,6 +150,6 @@ pub fn raise_open_files_limit() -> u64 {
                 r.rlim_cur = r.rlim_max;
             }
         }
-        r.rlim_cur as u64
+        r.rlim_cur
     }
 }
