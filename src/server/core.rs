@@ -291,6 +291,16 @@ impl ServerCore {
 
     /// Runs the loop until a [`Command::Shutdown`] has been carried out.
     pub fn run(mut self) -> Result<()> {
+        let result = self.run_loop();
+        if let Err(e) = &result {
+            (self.sink)(Note::Warning(format!("server loop failed: {e}")));
+        }
+        // The front end waits for this note before it quits, whatever happened.
+        (self.sink)(Note::Exited);
+        result
+    }
+
+    fn run_loop(&mut self) -> Result<()> {
         let mut set = PollSet::new();
         loop {
             set.clear();
@@ -342,7 +352,6 @@ impl ServerCore {
                 break;
             }
         }
-        (self.sink)(Note::Exited);
         Ok(())
     }
 
