@@ -91,22 +91,12 @@ impl Connector {
         }
         self.by_address.insert(server, now);
         self.recent.push_back(now);
-        self.spawn(trust, me, server, session)
+        self.start_own(trust, me, server, session)
     }
 
-    /// Starts an attempt to the client's own server (no per-second limit; one at a time is the
-    /// caller's business).
+    /// Starts an attempt to the client's own server (no rate limits; the caller keeps to one at
+    /// a time).
     pub fn start_own(
-        &mut self,
-        trust: &Trust,
-        me: Identity,
-        server: SocketAddr,
-        session: SessionId,
-    ) -> bool {
-        self.spawn(trust, me, server, session)
-    }
-
-    fn spawn(
         &mut self,
         trust: &Trust,
         me: Identity,

@@ -35,26 +35,7 @@ pub struct ViewState {
     pub max_turn_ms: u64,
 }
 
-/// Escapes a string as a JSON string literal (with the quotes).
-pub fn json_str(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 || c == '\u{2028}' || c == '\u{2029}' => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
+pub use crate::flows::json_str;
 
 fn opt_str(s: Option<&str>) -> String {
     s.map(json_str).unwrap_or_else(|| "null".into())
