@@ -4,7 +4,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: deps build demo test lint fmt clean gui-screenshot
+.PHONY: deps build demo test lint fmt clean gui-screenshot lab-test
 
 deps:
 	@bash scripts/install-deps.sh
@@ -19,11 +19,21 @@ demo: build
 # for packet capture and tmpfs mounts), then formatting and clippy. The window tests
 # (tests/gui.rs) start a private Xvfb per test and press buttons with xdotool, so they need no
 # display and no terminal (`CI=true make test </dev/null` works).
+# The lab suite (scripts/lab/lab.sh) runs last unless QUICK=1.
 test: deps
 	$(CARGO) build --all-targets
 	$(CARGO) test -- --test-threads=2
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
+ifneq ($(QUICK),1)
+	PROCTOR_BIN=target/debug/proctor bash scripts/lab/lab.sh
+endif
+
+# The lab suite: a virtual lab in network namespaces (a bridge, a server, LAB_PCS lab PCs,
+# default 5, and a device without the key), real server and clients, six fault scenarios; prints
+# a table and writes docs/LAB.md. Needs root. `make lab-test LAB_PCS=40` for a bigger room.
+lab-test: build
+	PROCTOR_BIN=target/debug/proctor bash scripts/lab/lab.sh
 
 # Regenerates the README's screenshot docs/gui.png: the window during a real session with six
 # loopback clients, one mounting a file system and one killed (root; private Xvfb).

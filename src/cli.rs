@@ -148,6 +148,10 @@ pub struct ClientArgs {
     /// (survives a client restart or reboot).
     #[arg(long = "spool", default_value = "/var/lib/proctor", value_name = "DIR")]
     pub spool: PathBuf,
+    /// Most unacknowledged events the spool keeps while the server is unreachable; if it fills,
+    /// the oldest are dropped and their number is reported.
+    #[arg(long = "spool-limit", default_value_t = 1_000_000, value_name = "EVENTS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub spool_limit: u64,
 }
 
 /// `proctor inspect`.

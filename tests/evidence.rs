@@ -134,7 +134,7 @@ fn a_frozen_client_is_flagged_lost_within_3_seconds_and_its_return_is_logged() {
     );
     let took = t0.elapsed();
     assert!(
-        took <= Duration::from_millis(3500),
+        took <= Duration::from_millis(3000),
         "flagged lost after {took:?}"
     );
     cl.signal(libc::SIGCONT);
@@ -148,7 +148,7 @@ fn a_frozen_client_is_flagged_lost_within_3_seconds_and_its_return_is_logged() {
     );
     let text = all_logs(&dir);
     assert!(
-        text.contains("warning connection lost: no data for 3.0 s"),
+        text.contains("warning connection lost: no data for 2.5 s"),
         "{text}"
     );
     assert!(text.contains("reconnected from 127.0.0.1"));

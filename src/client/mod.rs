@@ -93,6 +93,7 @@ pub fn run(args: &ClientArgs) -> Result<()> {
             vec![]
         },
         spool: spool.clone(),
+        spool_limit: usize::try_from(args.spool_limit).unwrap_or(usize::MAX),
     };
     let mut carried: Vec<(SessionId, Event)> = Vec::new();
     let mut next = resume_from_spool(&spool, &trust, &hostname, &mut carried);

@@ -21,13 +21,11 @@ use std::time::{Duration, Instant};
 /// Silence from the server after which the connection is considered dead.
 const SERVER_SILENCE: Duration = Duration::from_secs(3);
 /// Interval between our heartbeats.
-const HEARTBEAT: Duration = Duration::from_millis(1000);
+const HEARTBEAT: Duration = Duration::from_millis(500);
 /// Interval between reconnection attempts.
 const RECONNECT_EVERY: Duration = Duration::from_millis(1000);
 /// Time allowed for the workers' last events and the final acknowledgement after a stop.
 const STOP_GRACE: Duration = Duration::from_secs(4);
-/// Most events held while the server is unreachable; the oldest go first, with a count.
-const MAX_QUEUE: usize = 1_000_000;
 
 /// Everything a session needs to know.
 pub struct SessionConfig {
@@ -41,6 +39,8 @@ pub struct SessionConfig {
     pub notes: Vec<String>,
     /// The spool file.
     pub spool: PathBuf,
+    /// Most unacknowledged events kept; beyond it the oldest are dropped, with a logged count.
+    pub spool_limit: usize,
 }
 
 /// How a session begins: freshly joined, or resumed from the spool after a client restart.
@@ -143,6 +143,11 @@ pub fn run(
         connector: Connector::new(),
         own_attempt: false,
     };
+    let limit = cfg.spool_limit.max(1);
+    while run.queue.len() > limit {
+        run.queue.pop_front();
+        run.dropped += 1;
+    }
     match Spool::begin(
         &cfg.spool,
         run.session,
@@ -278,11 +283,17 @@ impl Run<'_> {
     fn push(&mut self, event: Event) {
         let seq = self.next_seq;
         self.next_seq += 1;
-        if self.queue.len() >= MAX_QUEUE {
+        let limit = self.cfg.spool_limit.max(1);
+        let mut compact = false;
+        if self.queue.len() >= limit {
             self.queue.pop_front();
             self.dropped += 1;
+            compact = self.dropped.is_multiple_of(limit as u64 / 2 + 1);
         }
         if let Some(sp) = self.spool.as_mut() {
+            if compact {
+                sp.compact(&self.queue);
+            }
             sp.record(seq, &event);
         }
         let sent = match self.link.as_mut() {

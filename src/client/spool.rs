@@ -182,10 +182,16 @@ impl Spool {
         self.buf.extend_from_slice(format!("A {seq}\n").as_bytes());
         self.acks_written += 1;
         if self.acks_written >= COMPACT_AFTER {
-            let _ = self.flush();
-            if let Err(e) = self.rewrite(queue) {
-                self.error = Some(format!("cannot compact spool {}: {e}", self.path.display()));
-            }
+            self.compact(queue);
+        }
+    }
+
+    /// Rewrites the file to hold only `queue` (after acknowledgements, or after the oldest
+    /// events were dropped because the spool was full), so the file stays bounded too.
+    pub fn compact(&mut self, queue: &VecDeque<(u64, Event)>) {
+        let _ = self.flush();
+        if let Err(e) = self.rewrite(queue) {
+            self.error = Some(format!("cannot compact spool {}: {e}", self.path.display()));
         }
     }
 
