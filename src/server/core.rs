@@ -168,15 +168,6 @@ struct Active {
     stopping_until: Option<Instant>,
 }
 
-/// Counters of refused input, for the status bar and tests.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Counters {
-    /// Connections closed for a failed handshake, bad frame or timeout.
-    pub rejected: u64,
-    /// Events written to files.
-    pub events: u64,
-}
-
 /// The server core. Build it with [`ServerCore::bind`], then call [`ServerCore::run`] on the
 /// thread that should own the loop.
 pub struct ServerCore {
@@ -190,7 +181,6 @@ pub struct ServerCore {
     active: Option<Active>,
     sink: Box<dyn FnMut(Note) + Send>,
     shutdown: bool,
-    counters: Counters,
     /// Connection limit in force: the configured one, lowered to what the open-files limit allows.
     max_conns: usize,
     /// A descriptor held in reserve so a connection can still be accepted and closed when the
@@ -270,7 +260,6 @@ impl ServerCore {
             active: None,
             sink,
             shutdown: false,
-            counters: Counters::default(),
             max_conns,
             spare_fd: std::fs::File::open("/dev/null").ok(),
             overload: Overload::default(),
@@ -282,11 +271,6 @@ impl ServerCore {
                 wake: std::sync::Arc::new(wake_tx),
             },
         ))
-    }
-
-    /// The address actually bound (useful when the port was 0).
-    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.listener.local_addr()
     }
 
     /// Runs the loop until a [`Command::Shutdown`] has been carried out.
@@ -498,7 +482,6 @@ impl ServerCore {
             match self.listener.accept() {
                 Ok((stream, peer)) => {
                     if self.conns.len() >= self.max_conns {
-                        self.counters.rejected += 1;
                         self.overload
                             .refused(peer, "too many connections", now, &mut self.sink);
                         continue;
@@ -519,7 +502,6 @@ impl ServerCore {
                     self.spare_fd = None;
                     if let Ok((stream, peer)) = self.listener.accept() {
                         drop(stream);
-                        self.counters.rejected += 1;
                         let why = format!("out of file descriptors ({e})");
                         self.overload.refused(peer, &why, now, &mut self.sink);
                     }
@@ -549,7 +531,6 @@ impl ServerCore {
         let t = now_ms();
         match input {
             Input::Refused(reason) => {
-                self.counters.rejected += 1;
                 let peer = self.conns[i].peer();
                 (self.sink)(Note::Rejected { peer, reason });
             }
@@ -603,7 +584,6 @@ impl ServerCore {
                         self.conns[i].said_bye();
                     }
                     Message::Ack { .. } | Message::Welcome { .. } | Message::Stop => {
-                        self.counters.rejected += 1;
                         let peer = self.conns[i].peer();
                         (self.sink)(Note::Rejected {
                             peer,
@@ -715,7 +695,6 @@ impl ServerCore {
                 continue;
             }
             let acked = a.registry.commit(&id);
-            self.counters.events += pending.len() as u64;
             let rec = a.registry.get(&id).cloned();
             if let Some(rec) = rec {
                 for p in pending {
@@ -735,7 +714,6 @@ impl ServerCore {
     fn timers(&mut self, now: Instant) {
         for c in self.conns.iter_mut() {
             if c.handshake_expired(now) {
-                self.counters.rejected += 1;
                 (self.sink)(Note::Rejected {
                     peer: c.peer(),
                     reason: "handshake not completed in time".into(),
