@@ -127,6 +127,9 @@ pub enum Note {
     Warning(String),
     /// A connection or frame was refused (bad key, wrong session, garbage, timeout).
     Rejected { peer: SocketAddr, reason: String },
+    /// Every client's record, about once a second while a session runs, so a front end can show
+    /// fresh "last contact" times (heartbeats update the registry but send no note of their own).
+    Clients(Vec<ClientRecord>),
     /// The loop has ended; nothing more will follow.
     Exited,
 }
@@ -181,6 +184,8 @@ pub struct ServerCore {
     active: Option<Active>,
     sink: Box<dyn FnMut(Note) + Send>,
     shutdown: bool,
+    /// When the last [`Note::Clients`] went out.
+    last_snapshot: Instant,
     /// Connection limit in force: the configured one, lowered to what the open-files limit allows.
     max_conns: usize,
     /// A descriptor held in reserve so a connection can still be accepted and closed when the
@@ -261,6 +266,7 @@ impl ServerCore {
             sink,
             shutdown: false,
             max_conns,
+            last_snapshot: Instant::now(),
             spare_fd: std::fs::File::open("/dev/null").ok(),
             overload: Overload::default(),
         };
@@ -712,6 +718,12 @@ impl ServerCore {
     }
 
     fn timers(&mut self, now: Instant) {
+        if now.duration_since(self.last_snapshot) >= Duration::from_secs(1)
+            && let Some(a) = self.active.as_ref()
+        {
+            self.last_snapshot = now;
+            (self.sink)(Note::Clients(a.registry.snapshot()));
+        }
         for c in self.conns.iter_mut() {
             if c.handshake_expired(now) {
                 (self.sink)(Note::Rejected {

@@ -58,7 +58,7 @@ pub fn note_line(note: &Note) -> Option<String> {
         }
         Note::Warning(w) => format!("warning: {w}"),
         Note::Rejected { peer, reason } => format!("rejected {peer}: {reason}"),
-        Note::Exited => return None,
+        Note::Exited | Note::Clients(_) => return None,
     })
 }
 

@@ -670,6 +670,12 @@ impl Model {
                 ch.lines = true;
                 ch.status = true;
             }
+            Note::Clients(records) => {
+                for rec in &records {
+                    self.upsert(rec);
+                }
+                ch.table = true;
+            }
             Note::Exited => {
                 self.exited = true;
                 self.phase = Phase::Idle;
@@ -913,6 +919,21 @@ mod tests {
         );
         assert_eq!(m.phase, Phase::Idle);
         assert!(m.headline(9000).contains("ended"));
+    }
+
+    #[test]
+    fn a_client_snapshot_shows_machines_known_only_from_the_files() {
+        // After a server restart the registry knows clients from their log files (lost until
+        // they return); the periodic snapshot is how the window learns of them.
+        let mut m = Model::default();
+        started(&mut m);
+        m.apply(
+            Note::Clients(vec![rec("pc-back-later", ClientState::Lost, 0)]),
+            3000,
+        );
+        let rows = m.rows(SortOrder::Triage, 3000);
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].cell(Column::State, 3000), "lost");
     }
 
     #[test]
