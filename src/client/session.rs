@@ -23,7 +23,7 @@ const SERVER_SILENCE: Duration = Duration::from_secs(3);
 /// Interval between our heartbeats.
 const HEARTBEAT: Duration = Duration::from_millis(500);
 /// Interval between reconnection attempts.
-const RECONNECT_EVERY: Duration = Duration::from_millis(1000);
+const RECONNECT_EVERY: Duration = Duration::from_millis(500);
 /// Time allowed for the workers' last events and the final acknowledgement after a stop.
 const STOP_GRACE: Duration = Duration::from_secs(4);
 
