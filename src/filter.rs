@@ -89,8 +89,10 @@ const IPPROTO_DSTOPTS: u8 = 60;
 // Transport headers.
 const TCP_MIN_HEADER_LEN: usize = 20;
 const TCP_DATA_OFFSET_OFFSET: usize = 12;
+const TCP_SEQ_OFFSET: usize = 4;
 const TCP_FLAGS_OFFSET: usize = 13;
 const UDP_HEADER_LEN: usize = 8;
+const UDP_LEN_OFFSET: usize = 4;
 
 /// The link-layer framings proctor can decode, so that one decoder serves every interface type
 /// and capture file the client or `inspect` meets.
@@ -227,6 +229,24 @@ fn arr16(data: &[u8], off: usize) -> Option<[u8; IPV6_ADDR_LEN]> {
 /// a TCP or UDP packet over IPv4/IPv6 whose transport header was captured in full, and for
 /// non-first fragments (they carry no ports). Never panics, whatever the bytes.
 pub fn decode(link: LinkType, data: &[u8]) -> Option<PacketInfo> {
+    decode_payload(link, data).map(|d| d.info)
+}
+
+/// A decoded packet with what follows its transport header, for the readers of names
+/// ([`crate::dns_names`], [`crate::tls_sni`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decoded<'a> {
+    /// What the reporting code needs.
+    pub info: PacketInfo,
+    /// The transport payload as far as it was captured: the TCP data after the header and its
+    /// options, the UDP data within the datagram's length; empty when cut off before it.
+    pub payload: &'a [u8],
+    /// The TCP sequence number (0 for UDP).
+    pub tcp_seq: u32,
+}
+
+/// Like [`decode`], and also returns the transport payload and TCP sequence number.
+pub fn decode_payload(link: LinkType, data: &[u8]) -> Option<Decoded<'_>> {
     match link {
         LinkType::Ethernet => {
             let ethertype = be16(data, ETH_TYPE_OFFSET)?;
@@ -262,7 +282,7 @@ pub fn decode(link: LinkType, data: &[u8]) -> Option<PacketInfo> {
     }
 }
 
-fn decode_af(af: u32, payload: &[u8]) -> Option<PacketInfo> {
+fn decode_af(af: u32, payload: &[u8]) -> Option<Decoded<'_>> {
     match af {
         AF_INET => decode_ipv4(payload),
         AF_INET6_LINUX | AF_INET6_NETBSD_OPENBSD | AF_INET6_FREEBSD | AF_INET6_DARWIN => {
@@ -273,7 +293,7 @@ fn decode_af(af: u32, payload: &[u8]) -> Option<PacketInfo> {
 }
 
 /// Follows VLAN tags (any depth; each consumes 4 bytes, so this terminates) to the IP header.
-fn decode_ethertype(mut ethertype: u16, mut rest: &[u8]) -> Option<PacketInfo> {
+fn decode_ethertype(mut ethertype: u16, mut rest: &[u8]) -> Option<Decoded<'_>> {
     while ethertype == ETHERTYPE_VLAN || ethertype == ETHERTYPE_QINQ {
         ethertype = be16(rest, VLAN_INNER_TYPE_OFFSET)?;
         rest = rest.get(VLAN_TAG_LEN..)?;
@@ -285,7 +305,7 @@ fn decode_ethertype(mut ethertype: u16, mut rest: &[u8]) -> Option<PacketInfo> {
     }
 }
 
-fn decode_ip(data: &[u8]) -> Option<PacketInfo> {
+fn decode_ip(data: &[u8]) -> Option<Decoded<'_>> {
     match data.first()? >> 4 {
         4 => decode_ipv4(data),
         6 => decode_ipv6(data),
@@ -293,7 +313,7 @@ fn decode_ip(data: &[u8]) -> Option<PacketInfo> {
     }
 }
 
-fn decode_ipv4(data: &[u8]) -> Option<PacketInfo> {
+fn decode_ipv4(data: &[u8]) -> Option<Decoded<'_>> {
     let first = *data.first()?;
     if first >> 4 != 4 {
         return None;
@@ -321,7 +341,7 @@ fn decode_ipv4(data: &[u8]) -> Option<PacketInfo> {
     decode_transport(proto, src, dst, data.get(ihl..end)?)
 }
 
-fn decode_ipv6(data: &[u8]) -> Option<PacketInfo> {
+fn decode_ipv6(data: &[u8]) -> Option<Decoded<'_>> {
     if data.len() < IPV6_HEADER_LEN || data.first()? >> 4 != 6 {
         return None;
     }
@@ -371,7 +391,7 @@ fn decode_ipv6(data: &[u8]) -> Option<PacketInfo> {
     }
 }
 
-fn decode_transport(proto: u8, src: IpAddr, dst: IpAddr, seg: &[u8]) -> Option<PacketInfo> {
+fn decode_transport(proto: u8, src: IpAddr, dst: IpAddr, seg: &[u8]) -> Option<Decoded<'_>> {
     let (proto, min_len) = match proto {
         IPPROTO_TCP => (Proto::Tcp, TCP_MIN_HEADER_LEN),
         IPPROTO_UDP => (Proto::Udp, UDP_HEADER_LEN),
@@ -382,22 +402,37 @@ fn decode_transport(proto: u8, src: IpAddr, dst: IpAddr, seg: &[u8]) -> Option<P
     }
     let sport = be16(seg, 0)?;
     let dport = be16(seg, 2)?;
-    let tcp_flags = if proto == Proto::Tcp {
+    let (tcp_flags, payload, tcp_seq) = if proto == Proto::Tcp {
         let data_offset = usize::from(*seg.get(TCP_DATA_OFFSET_OFFSET)? >> 4) * 4;
         if data_offset < TCP_MIN_HEADER_LEN {
             return None;
         }
-        *seg.get(TCP_FLAGS_OFFSET)?
+        (
+            *seg.get(TCP_FLAGS_OFFSET)?,
+            seg.get(data_offset..).unwrap_or_default(),
+            u32::from_be_bytes(arr4(seg, TCP_SEQ_OFFSET)?),
+        )
     } else {
-        0
+        let udp_len = usize::from(be16(seg, UDP_LEN_OFFSET)?);
+        let end = if udp_len >= UDP_HEADER_LEN {
+            udp_len.min(seg.len())
+        } else {
+            seg.len()
+        };
+        (0, seg.get(UDP_HEADER_LEN..end).unwrap_or_default(), 0)
     };
-    Some(PacketInfo {
+    let info = PacketInfo {
         proto,
         src,
         sport,
         dst,
         dport,
         tcp_flags,
+    };
+    Some(Decoded {
+        info,
+        payload,
+        tcp_seq,
     })
 }
 
@@ -412,6 +447,12 @@ pub fn selected(p: &PacketInfo) -> bool {
         Proto::Udp => true,
         Proto::Tcp => p.tcp_flags & (TCP_SYN | TCP_ACK) != 0,
     }
+}
+
+/// True for a UDP packet from port 53: a DNS response, read (never reported) so that the
+/// addresses it names can be shown with their names ([`crate::dns_names`]).
+pub fn dns_response(p: &PacketInfo) -> bool {
+    p.proto == Proto::Udp && p.sport == DNS_PORT
 }
 
 /// Traffic that is proctor's own and must never be reported (it would report itself).
@@ -441,14 +482,16 @@ pub fn excluded(p: &PacketInfo, ex: &[Exclusion]) -> bool {
 /// The libpcap filter expressing as much of [`selected`] and [`excluded`] as BPF can, so the
 /// kernel drops uninteresting packets before they are copied to user space. It is a superset
 /// of the rule (TCP flags cannot be tested over IPv6 in libpcap, VLAN-tagged frames are not
-/// matched by `ip`), so user space still applies [`selected`] and [`excluded`].
+/// matched by `ip`), so user space still applies [`selected`] and [`excluded`]. It also lets
+/// DNS responses ([`dns_response`]) in, which user space reads for names and never reports.
 ///
 /// TCP exclusions are written endpoint-exactly (`src host A and src port P` or `dst host A and
 /// dst port P`) so the kernel never drops a packet that [`excluded`] would keep.
 pub fn bpf_filter(ex: &[Exclusion]) -> String {
     let mut f = String::from(
         "((ip and not port 53 and (udp or (tcp and tcp[tcpflags] & (tcp-syn|tcp-ack) != 0))) \
-         or (ip6 and not port 53 and (udp or tcp)))",
+         or (ip6 and not port 53 and (udp or tcp)) \
+         or (udp and src port 53))",
     );
     for e in ex {
         match *e {
@@ -858,6 +901,54 @@ mod tests {
     }
 
     #[test]
+    fn payloads_and_dns_responses() {
+        let f = eth(
+            0x0800,
+            &ipv4(A4, B4, 6, &tcp(40000, 443, TCP_ACK | TCP_PSH, b"hello")),
+        );
+        let d = decode_payload(LinkType::Ethernet, &f).unwrap();
+        assert_eq!((d.info.dport, d.payload), (443, &b"hello"[..]));
+        assert_eq!(d.tcp_seq, 0);
+        let mut seq = tcp(40000, 443, TCP_ACK, b"");
+        seq[4..8].copy_from_slice(&0xdead_beefu32.to_be_bytes());
+        let seq = ipv4(A4, B4, 6, &seq);
+        assert_eq!(
+            decode_payload(LinkType::RawIp, &seq).unwrap().tcp_seq,
+            0xdead_beef
+        );
+        // Ethernet padding after a UDP datagram is not payload.
+        let mut u = eth(0x0800, &v4_udp());
+        u.extend_from_slice(&[0xff; 10]);
+        assert_eq!(
+            decode_payload(LinkType::Ethernet, &u).unwrap().payload,
+            b"hello"
+        );
+        // TCP options beyond the captured bytes: decoded, with no payload.
+        let mut t = tcp(1, 2, TCP_ACK, b"");
+        t[12] = 15 << 4;
+        let opts = ipv4(A4, B4, 6, &t);
+        assert!(
+            decode_payload(LinkType::RawIp, &opts)
+                .unwrap()
+                .payload
+                .is_empty()
+        );
+        // A UDP length below the header size: the captured bytes are the payload.
+        let mut bad = udp(53, 40000, b"abc");
+        bad[4..6].copy_from_slice(&3u16.to_be_bytes());
+        let reply = ipv4(B4, A4, 17, &bad);
+        let d = decode_payload(LinkType::RawIp, &reply).unwrap();
+        let (p, data) = (d.info, d.payload);
+        assert_eq!(data, b"abc");
+        // A DNS response is read for names but never selected; a query is neither.
+        assert!(dns_response(&p) && !selected(&p));
+        let q = decode(LinkType::RawIp, &ipv4(A4, B4, 17, &udp(40000, 53, b""))).unwrap();
+        assert!(!dns_response(&q) && !selected(&q));
+        let t53 = decode(LinkType::RawIp, &ipv4(B4, A4, 6, &tcp(53, 4, TCP_ACK, b""))).unwrap();
+        assert!(!dns_response(&t53));
+    }
+
+    #[test]
     fn exclusions() {
         let ex = [
             Exclusion::Tcp("10.0.0.2:45000".parse().unwrap()),
@@ -942,10 +1033,16 @@ mod tests {
             let syn = eth_tcp4(A4, 40000, B4, 80, TCP_SYN);
             let bare = eth_tcp4(A4, 40000, B4, 80, TCP_FIN);
             let dns = eth(0x0800, &ipv4(A4, B4, 17, &udp(40000, 53, b"")));
+            let dns_reply = eth(0x0800, &ipv4(B4, A4, 17, &udp(53, 40000, b"")));
+            let dns_reply6 = eth(0x86dd, &ipv6(b6(), a6(), 17, &udp(53, 40000, b"")));
+            let dns_tcp = eth_tcp4(B4, 53, A4, 40000, TCP_SYN | TCP_ACK);
             let arp = eth(0x0806, &[0u8; 28]);
             assert!(prog.filter(&syn), "{f}");
             assert!(!prog.filter(&bare), "{f}");
             assert!(!prog.filter(&dns), "{f}");
+            assert!(prog.filter(&dns_reply), "{f}");
+            assert!(prog.filter(&dns_reply6), "{f}");
+            assert!(!prog.filter(&dns_tcp), "{f}");
             assert!(!prog.filter(&arp), "{f}");
             let ann = eth(0x0800, &ipv4(A4, B4, 17, &udp(40000, 45001, b"")));
             let own = eth_tcp4(A4, 40000, [192, 168, 1, 10], 45000, TCP_ACK);
@@ -1030,7 +1127,11 @@ mod tests {
                 _ => {}
             }
             for link in links {
-                if let Some(p) = decode(link, &buf) {
+                if let Some(Decoded {
+                    info: p, payload, ..
+                }) = decode_payload(link, &buf)
+                {
+                    assert!(payload.len() <= buf.len());
                     decoded += 1;
                     let _ = selected(&p);
                     let _ = flags_str(p.tcp_flags);

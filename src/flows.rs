@@ -7,11 +7,18 @@
 //! from packet timestamps or the caller's clock), so the live worker and offline `inspect`
 //! share this code and the tests control time exactly. A per-packet mode, producing one `pkt`
 //! report per packet, is kept behind the same interface for `--per-packet`.
+//!
+//! Names: the table keeps a [`NameCache`] fed with DNS responses ([`FlowTable::learn_names`]);
+//! a `new` (or `pkt`) report carries the name last learned for its destination address, shown
+//! as `name=NAME (dns)`. When a packet of a TCP flow carries a TLS ClientHello with a server
+//! name (SNI, found by the caller with [`crate::tls_sni::HelloAssembler`]), the flow gets one
+//! extra `tls` report, since its `new` line went out with the SYN.
 
+use crate::dns_names::NameCache;
 use crate::filter::{PacketInfo, Proto, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, flags_str};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt::Write as _;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 /// Default bound on the number of tracked flows, so a scan or flood cannot exhaust memory.
@@ -73,11 +80,13 @@ pub enum ReportKind {
         /// The packet's original (wire) length.
         len: u32,
     },
+    /// The flow's client sent a TLS ClientHello naming a server (at most once per flow).
+    Tls,
 }
 
 /// One line of network reporting, with everything needed for both the text form
 /// ([`FlowReport::detail`]) and the JSON form ([`FlowReport::to_json`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FlowReport {
     /// When: the packet's timestamp for `new`/`pkt`; for `end`, the time the end was determined
     /// (the closing packet, or the `now` passed to expire/drain). Microseconds since the epoch.
@@ -90,13 +99,17 @@ pub struct FlowReport {
     pub src: SocketAddr,
     /// Destination of the flow's first packet (or of this packet, per-packet).
     pub dst: SocketAddr,
-    /// TCP flags: of the first packet (`new`), of this packet (`pkt`), or every flag seen in the
-    /// flow (`end`). 0 for UDP.
+    /// TCP flags: of the first packet (`new`), of this packet (`pkt`, `tls`), or every flag seen
+    /// in the flow (`end`). 0 for UDP.
     pub flags: u8,
+    /// The destination's name learned from DNS (already cleaned for display), if any.
+    pub name: Option<String>,
+    /// The server name of the flow's TLS ClientHello (cleaned), if one was seen.
+    pub sni: Option<String>,
 }
 
 impl FlowReport {
-    /// A per-packet report for `p`.
+    /// A per-packet report for `p` (without names).
     pub fn packet(ts_us: u64, wire_len: u32, p: &PacketInfo) -> FlowReport {
         FlowReport {
             ts_us,
@@ -105,6 +118,8 @@ impl FlowReport {
             src: p.src_addr(),
             dst: p.dst_addr(),
             flags: p.tcp_flags,
+            name: None,
+            sni: None,
         }
     }
 
@@ -118,17 +133,21 @@ impl FlowReport {
         self.ts_us / 1000
     }
 
-    /// `new`, `end` or `pkt`.
+    /// `new`, `end`, `pkt` or `tls`.
     pub fn event_word(&self) -> &'static str {
         match self.kind {
             ReportKind::New => "new",
             ReportKind::End { .. } => "end",
             ReportKind::Packet { .. } => "pkt",
+            ReportKind::Tls => "tls",
         }
     }
 
-    /// The text form, e.g. `new tcp 10.0.0.5:50000 -> 10.0.0.1:443 flags=S` or
-    /// `end udp 10.0.0.5:5000 -> 10.0.0.1:53 packets=2 bytes=180 duration=0.012s reason=idle`.
+    /// The text form, e.g. `new tcp 10.0.0.5:50000 -> 10.0.0.1:443 flags=S`,
+    /// `end udp 10.0.0.5:5000 -> 10.0.0.1:53 packets=2 bytes=180 duration=0.012s reason=idle`,
+    /// with names appended when known: `new ... flags=S name=www.example.org (dns)`,
+    /// `tls tcp 10.0.0.5:50000 -> 10.0.0.1:443 sni=www.example.org`, and for `pkt` both the
+    /// destination's `name=... (dns)` and the packet's `sni=...`. `end` lines carry no names.
     pub fn detail(&self) -> String {
         let mut s = format!(
             "{} {} {} -> {}",
@@ -142,7 +161,9 @@ impl FlowReport {
                 if self.proto == Proto::Tcp {
                     let _ = write!(s, " flags={}", flags_str(self.flags));
                 }
+                self.push_name(&mut s);
             }
+            ReportKind::Tls => self.push_sni(&mut s),
             ReportKind::End {
                 packets,
                 bytes,
@@ -163,14 +184,29 @@ impl FlowReport {
                     let _ = write!(s, " flags={}", flags_str(self.flags));
                 }
                 let _ = write!(s, " len={len}");
+                self.push_name(&mut s);
+                self.push_sni(&mut s);
             }
         }
         s
     }
 
+    fn push_name(&self, s: &mut String) {
+        if let Some(n) = &self.name {
+            let _ = write!(s, " name={n} (dns)");
+        }
+    }
+
+    fn push_sni(&self, s: &mut String) {
+        if let Some(n) = &self.sni {
+            let _ = write!(s, " sni={n}");
+        }
+    }
+
     /// One JSON object (no trailing newline) with `ts` (RFC 3339, ms), `event`, `proto`, `src`,
-    /// `sport`, `dst`, `dport`, `flags` (TCP only), and `packets`/`bytes`/`duration_ms`/`reason`
-    /// for ends or `len` for packets.
+    /// `sport`, `dst`, `dport`, `flags` (TCP only), `packets`/`bytes`/`duration_ms`/`reason`
+    /// for ends or `len` for packets, and `name` (the destination's DNS-learned name) and `sni`
+    /// (the TLS server name) when known; an `end` carries the flow's.
     pub fn to_json(&self) -> String {
         let mut s = String::with_capacity(200);
         s.push('{');
@@ -202,6 +238,13 @@ impl FlowReport {
                 push_json_field(&mut s, "reason", &json_str(reason.as_str()));
             }
             ReportKind::Packet { len } => push_json_field(&mut s, "len", &len.to_string()),
+            ReportKind::Tls => {}
+        }
+        if let Some(n) = &self.name {
+            push_json_field(&mut s, "name", &json_str(n));
+        }
+        if let Some(n) = &self.sni {
+            push_json_field(&mut s, "sni", &json_str(n));
         }
         s.push('}');
         s
@@ -272,6 +315,10 @@ struct Flow {
     fin_from_dst: bool,
     /// Position in the recency order (`FlowTable::lru`).
     seq: u64,
+    /// The destination's DNS-learned name when the flow began.
+    name: Option<String>,
+    /// The TLS server name, once reported.
+    sni: Option<String>,
 }
 
 /// The flow tracker shared by the capture worker and `inspect`. Feed it selected packets with
@@ -290,6 +337,8 @@ pub struct FlowTable {
     /// Recently closed TCP flows -> packet time until which stray packets are ignored.
     tombstones: HashMap<Key, u64>,
     tomb_order: VecDeque<(u64, Key)>,
+    /// Names learned from DNS responses.
+    names: NameCache,
 }
 
 impl FlowTable {
@@ -304,6 +353,7 @@ impl FlowTable {
             next_seq: 0,
             tombstones: HashMap::new(),
             tomb_order: VecDeque::new(),
+            names: NameCache::default(),
         }
     }
 
@@ -330,12 +380,42 @@ impl FlowTable {
         self.flows.is_empty()
     }
 
+    /// Remembers the (address, name) pairs of a DNS response seen at `ts_us` (from
+    /// [`crate::dns_names::parse_response`]), for the reports of flows that begin later.
+    pub fn learn_names(&mut self, ts_us: u64, answers: &[(IpAddr, String)]) {
+        for (addr, name) in answers {
+            self.names.learn(ts_us, *addr, name.clone());
+        }
+    }
+
+    /// The name currently known for `addr` at `now_us`, if any.
+    pub fn name_of(&self, addr: IpAddr, now_us: u64) -> Option<&str> {
+        self.names.lookup(addr, now_us).map(|(n, _)| n)
+    }
+
     /// Accounts one selected packet seen at `ts_us` with original length `wire_len`, returning
     /// the reports it causes (none, a `new`, an `end`, an eviction's `end` before a `new`, or
     /// a `pkt` in per-packet mode). The caller applies [`crate::filter::selected`] first.
     pub fn observe(&mut self, ts_us: u64, wire_len: u32, p: &PacketInfo) -> Vec<FlowReport> {
+        self.observe_sni(ts_us, wire_len, p, None)
+    }
+
+    /// [`FlowTable::observe`] for a packet whose payload may carry a TLS ClientHello: `sni` is
+    /// its server name, already cleaned. The first one of a TCP flow adds a `tls` report (after
+    /// the `new` when it is the flow's first packet, before an `end` it causes); per-packet
+    /// mode puts it on the `pkt` report.
+    pub fn observe_sni(
+        &mut self,
+        ts_us: u64,
+        wire_len: u32,
+        p: &PacketInfo,
+        sni: Option<&str>,
+    ) -> Vec<FlowReport> {
         if self.per_packet {
-            return vec![FlowReport::packet(ts_us, wire_len, p)];
+            let mut r = FlowReport::packet(ts_us, wire_len, p);
+            r.name = self.name_of(p.dst, ts_us).map(str::to_string);
+            r.sni = sni.map(str::to_string);
+            return vec![r];
         }
         let mut out = Vec::new();
         let key = key_of(p);
@@ -357,6 +437,7 @@ impl FlowTable {
             }
             let seq = self.bump_seq();
             self.lru.insert(seq, key);
+            let name = self.name_of(p.dst, ts_us).map(str::to_string);
             self.flows.insert(
                 key,
                 Flow {
@@ -370,6 +451,8 @@ impl FlowTable {
                     fin_from_src: false,
                     fin_from_dst: false,
                     seq,
+                    name: name.clone(),
+                    sni: None,
                 },
             );
             out.push(FlowReport {
@@ -379,6 +462,8 @@ impl FlowTable {
                 src: p.src_addr(),
                 dst: p.dst_addr(),
                 flags: p.tcp_flags,
+                name,
+                sni: None,
             });
         } else {
             self.touch(&key);
@@ -391,6 +476,21 @@ impl FlowTable {
         flow.last_us = flow.last_us.max(ts_us);
         flow.flags_seen |= p.tcp_flags;
         if p.proto == Proto::Tcp {
+            if let Some(n) = sni
+                && flow.sni.is_none()
+            {
+                flow.sni = Some(n.to_string());
+                out.push(FlowReport {
+                    ts_us,
+                    kind: ReportKind::Tls,
+                    proto: p.proto,
+                    src: flow.src,
+                    dst: flow.dst,
+                    flags: p.tcp_flags,
+                    name: None,
+                    sni: flow.sni.clone(),
+                });
+            }
             if p.tcp_flags & TCP_FIN != 0 {
                 if p.src_addr() == flow.src {
                     flow.fin_from_src = true;
@@ -488,6 +588,8 @@ impl FlowTable {
                     src: f.src,
                     dst: f.dst,
                     flags: f.flags_seen,
+                    name: f.name,
+                    sni: f.sni,
                 }
             }
             None => {
@@ -504,6 +606,8 @@ impl FlowTable {
                     src: key.1,
                     dst: key.2,
                     flags: 0,
+                    name: None,
+                    sni: None,
                 }
             }
         }
@@ -734,6 +838,94 @@ mod tests {
         let r = t.observe(T0, 33, &udp("10.0.0.1", 1, "10.0.0.2", 2));
         assert_eq!(lines(&r), vec!["pkt udp 10.0.0.1:1 -> 10.0.0.2:2 len=33"]);
         assert!(t.drain(T0, EndReason::Stop).is_empty());
+    }
+
+    #[test]
+    fn dns_names_and_sni_are_appended() {
+        let mut t = FlowTable::new(Duration::from_secs(30));
+        let c = |flags| tcp("10.0.0.5", 51234, "142.250.1.1", 443, flags);
+        let s = |flags| tcp("142.250.1.1", 443, "10.0.0.5", 51234, flags);
+        // Nothing learned yet: the line is unchanged.
+        let r = t.observe(T0, 60, &udp("10.0.0.5", 5000, "142.250.1.1", 443));
+        assert_eq!(lines(&r), vec!["new udp 10.0.0.5:5000 -> 142.250.1.1:443"]);
+        t.learn_names(
+            T0 + 1,
+            &[(ip("142.250.1.1"), "www.example.org".to_string())],
+        );
+        assert_eq!(
+            t.name_of(ip("142.250.1.1"), T0 + 2),
+            Some("www.example.org")
+        );
+        let mut all = t.observe(T0 + 10, 60, &c(TCP_SYN));
+        all.extend(t.observe_sni(T0 + 11, 60, &s(TCP_SYN | TCP_ACK), None));
+        all.extend(t.observe_sni(T0 + 12, 300, &c(TCP_ACK | TCP_PSH), Some("www.example.org")));
+        // A second ClientHello (retransmission) is not reported again.
+        all.extend(t.observe_sni(T0 + 13, 300, &c(TCP_ACK | TCP_PSH), Some("other.example")));
+        all.extend(t.observe(T0 + 14, 40, &s(TCP_RST)));
+        assert_eq!(
+            lines(&all),
+            vec![
+                "new tcp 10.0.0.5:51234 -> 142.250.1.1:443 flags=S name=www.example.org (dns)",
+                "tls tcp 10.0.0.5:51234 -> 142.250.1.1:443 sni=www.example.org",
+                "end tcp 10.0.0.5:51234 -> 142.250.1.1:443 packets=5 bytes=760 duration=0.000s reason=rst",
+            ]
+        );
+        assert_eq!(all[1].ts_us, T0 + 12);
+        assert!(
+            all[2]
+                .to_json()
+                .ends_with(r#""reason":"rst","name":"www.example.org","sni":"www.example.org"}"#)
+        );
+        // The ClientHello as the flow's first packet: tls right after new.
+        let mid = tcp("10.0.0.5", 51235, "142.250.1.1", 443, TCP_ACK | TCP_PSH);
+        let r = t.observe_sni(T0 + 20, 300, &mid, Some("late.example"));
+        assert_eq!(
+            lines(&r),
+            vec![
+                "new tcp 10.0.0.5:51235 -> 142.250.1.1:443 flags=PA name=www.example.org (dns)",
+                "tls tcp 10.0.0.5:51235 -> 142.250.1.1:443 sni=late.example",
+            ]
+        );
+        assert_eq!(
+            r[1].to_json(),
+            r#"{"ts":"2023-11-14T22:13:20.000Z","event":"tls","proto":"tcp","src":"10.0.0.5","sport":51235,"dst":"142.250.1.1","dport":443,"flags":"PA","sni":"late.example"}"#
+        );
+        // UDP flows ignore a server name.
+        assert!(
+            t.observe_sni(
+                T0 + 21,
+                60,
+                &udp("10.0.0.5", 5000, "142.250.1.1", 443),
+                Some("x")
+            )
+            .is_empty()
+        );
+        // Names age out.
+        let later = T0 + crate::dns_names::NAME_MAX_AGE_US + 2;
+        let r = t.observe(later, 60, &udp("10.0.0.5", 5001, "142.250.1.1", 443));
+        assert_eq!(lines(&r), vec!["new udp 10.0.0.5:5001 -> 142.250.1.1:443"]);
+    }
+
+    #[test]
+    fn per_packet_mode_carries_names() {
+        let mut t = FlowTable::new(Duration::from_secs(30)).per_packet(true);
+        t.learn_names(T0, &[(ip("10.0.0.2"), "exam.example".to_string())]);
+        let r = t.observe_sni(
+            T0,
+            400,
+            &tcp("10.0.0.1", 40000, "10.0.0.2", 443, TCP_ACK | TCP_PSH),
+            Some("exam.example"),
+        );
+        assert_eq!(
+            lines(&r),
+            vec![
+                "pkt tcp 10.0.0.1:40000 -> 10.0.0.2:443 flags=PA len=400 name=exam.example (dns) sni=exam.example"
+            ]
+        );
+        assert!(
+            r[0].to_json()
+                .ends_with(r#""len":400,"name":"exam.example","sni":"exam.example"}"#)
+        );
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! exercise the whole network path without a live interface.
 //!
 //! Packet timestamps are the clock: idle flows are ended as later packets arrive, and whatever
-//! is still open at the end of the file is ended with `reason=eof`.
+//! is still open at the end of the file is ended with `reason=eof`. DNS responses in the file
+//! teach names and TLS ClientHellos give server names, as in the live worker.
 
 use crate::error::{Error, Result};
 use crate::filter::{self, LinkType};
@@ -38,6 +39,7 @@ pub fn run(args: &crate::cli::InspectArgs) -> Result<()> {
         w: BufWriter::new(stdout.lock()),
         json: args.json,
     };
+    let mut hellos = crate::tls_sni::HelloAssembler::new();
     let mut last_ts = 0u64;
     let mut packets = 0u64;
     let read_error = loop {
@@ -50,12 +52,21 @@ pub fn run(args: &crate::cli::InspectArgs) -> Result<()> {
                 if !out.print(&expired)? {
                     return Ok(());
                 }
-                if let Some(info) = filter::decode(link, pkt.data)
-                    && filter::selected(&info)
-                {
-                    let reports = table.observe(ts, pkt.header.len, &info);
-                    if !out.print(&reports)? {
-                        return Ok(());
+                if let Some(d) = filter::decode_payload(link, pkt.data) {
+                    let info = d.info;
+                    if filter::dns_response(&info) {
+                        table.learn_names(ts, &crate::dns_names::parse_response(d.payload));
+                    } else if filter::selected(&info) {
+                        let sni = match info.proto {
+                            filter::Proto::Tcp => {
+                                hellos.push(info.src_addr(), info.dst_addr(), d.tcp_seq, d.payload)
+                            }
+                            filter::Proto::Udp => None,
+                        };
+                        let reports = table.observe_sni(ts, pkt.header.len, &info, sni.as_deref());
+                        if !out.print(&reports)? {
+                            return Ok(());
+                        }
                     }
                 }
             }

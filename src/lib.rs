@@ -17,6 +17,7 @@
 pub mod cli;
 pub mod client;
 pub mod crypto;
+pub mod dns_names;
 pub mod error;
 pub mod event;
 pub mod filter;
@@ -32,3 +33,4 @@ pub mod server;
 pub mod signing;
 pub mod sys;
 pub mod timefmt;
+pub mod tls_sni;

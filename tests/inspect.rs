@@ -533,3 +533,231 @@ fn closed_stdout_ends_quietly() {
     assert!(out.status.success(), "status {:?}: {err}", out.status);
     assert!(err.is_empty(), "{err}");
 }
+
+/// A minimal ClientHello record asking for `name` (as a TLS client sends it first).
+fn client_hello(name: &str) -> Vec<u8> {
+    let name = name.as_bytes();
+    let mut sni = Vec::new();
+    sni.extend_from_slice(&((3 + name.len()) as u16).to_be_bytes());
+    sni.push(0);
+    sni.extend_from_slice(&(name.len() as u16).to_be_bytes());
+    sni.extend_from_slice(name);
+    let mut exts = vec![0, 0];
+    exts.extend_from_slice(&(sni.len() as u16).to_be_bytes());
+    exts.extend_from_slice(&sni);
+    let mut body = vec![3, 3];
+    body.extend_from_slice(&[9u8; 32]);
+    body.extend_from_slice(&[0, 0, 2, 0x13, 0x01, 1, 0]);
+    body.extend_from_slice(&(exts.len() as u16).to_be_bytes());
+    body.extend_from_slice(&exts);
+    let mut hs = vec![1];
+    hs.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+    hs.extend_from_slice(&body);
+    let mut rec = vec![22, 3, 1];
+    rec.extend_from_slice(&(hs.len() as u16).to_be_bytes());
+    rec.extend_from_slice(&hs);
+    rec
+}
+
+/// A DNS response for `qname` with one answer of type `ty` (1 = A, 28 = AAAA) whose owner is
+/// a compression pointer to the question.
+fn dns_answer(qname: &str, ty: u16, rdata: &[u8]) -> Vec<u8> {
+    let mut m = vec![0, 7, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0];
+    for label in qname.split('.') {
+        m.push(label.len() as u8);
+        m.extend_from_slice(label.as_bytes());
+    }
+    m.push(0);
+    m.extend_from_slice(&ty.to_be_bytes());
+    m.extend_from_slice(&[0, 1]);
+    m.extend_from_slice(&[0xc0, 12]);
+    m.extend_from_slice(&ty.to_be_bytes());
+    m.extend_from_slice(&[0, 1, 0, 0, 1, 0]);
+    m.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+    m.extend_from_slice(rdata);
+    m
+}
+
+/// DNS answers for B (IPv4) and 2001:db8::2 (IPv6), then a TLS connection to B:443 and a UDP
+/// flow to [2001:db8::2]:443, and a flow to an address nobody asked about.
+fn named_traffic() -> Vec<(u64, Vec<u8>)> {
+    const RESOLVER: [u8; 4] = [10, 0, 0, 53];
+    let dns4 = dns_answer("Exam.School.example", 1, &B);
+    let dns6 = dns_answer("quic.example", 28, &v6("2001:db8::2"));
+    let c = |f, d: &[u8]| eth_tcp(A, 40000, B, 443, f, d);
+    let s = |f, d: &[u8]| eth_tcp(B, 443, A, 40000, f, d);
+    vec![
+        (
+            T0,
+            eth(0x0800, &ipv4(A, RESOLVER, 17, &udp(33333, 53, b"query"))),
+        ),
+        (
+            T0 + 10,
+            eth(0x0800, &ipv4(RESOLVER, A, 17, &udp(53, 33333, &dns4))),
+        ),
+        (
+            T0 + 20,
+            eth(
+                0x86dd,
+                &ipv6(
+                    v6("2001:db8::53"),
+                    v6("2001:db8::1"),
+                    17,
+                    &udp(53, 33334, &dns6),
+                ),
+            ),
+        ),
+        (T0 + 100, c(SYN, b"")),
+        (T0 + 200, s(SYN | ACK, b"")),
+        (T0 + 300, c(ACK, b"")),
+        (T0 + 400, c(PSH | ACK, &client_hello("exam.school.example"))),
+        (T0 + 500, s(PSH | ACK, b"\x16\x03\x03\x00\x01\x02")),
+        (T0 + 600, c(FIN | ACK, b"")),
+        (T0 + 700, s(FIN | ACK, b"")),
+        (
+            T0 + 800,
+            eth(
+                0x86dd,
+                &ipv6(
+                    v6("2001:db8::1"),
+                    v6("2001:db8::2"),
+                    17,
+                    &udp(40001, 443, b"q"),
+                ),
+            ),
+        ),
+        (T0 + 900, eth_udp(A, 40002, [10, 0, 0, 99], 5556)),
+    ]
+}
+
+#[test]
+fn sni_and_dns_learned_names_in_text() {
+    let (_d, f) = one_file("names", 1, &named_traffic());
+    let lines = details(&[], &f);
+    assert_eq!(
+        lines[..2],
+        [
+            "new tcp 10.0.0.1:40000 -> 10.0.0.2:443 flags=S name=exam.school.example (dns)",
+            "tls tcp 10.0.0.1:40000 -> 10.0.0.2:443 sni=exam.school.example",
+        ],
+        "{lines:#?}"
+    );
+    // The end line keeps its format (no names).
+    assert!(
+        lines[2].starts_with("end tcp 10.0.0.1:40000 -> 10.0.0.2:443 packets=7 ")
+            && lines[2].ends_with(" reason=fin"),
+        "{lines:#?}"
+    );
+    assert_eq!(
+        lines[3],
+        "new udp [2001:db8::1]:40001 -> [2001:db8::2]:443 name=quic.example (dns)"
+    );
+    assert_eq!(lines[4], "new udp 10.0.0.1:40002 -> 10.0.0.99:5556");
+    assert_eq!(lines.len(), 7, "{lines:#?}");
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.contains(":53 ") || l.contains(":3333"))
+    );
+
+    let pkts = details(&["--per-packet"], &f);
+    assert!(
+        pkts.contains(
+            &"pkt tcp 10.0.0.1:40000 -> 10.0.0.2:443 flags=PA len=134 name=exam.school.example (dns) sni=exam.school.example"
+                .to_string()
+        ),
+        "{pkts:#?}"
+    );
+    assert_eq!(pkts.iter().filter(|l| l.contains("sni=")).count(), 1);
+    assert_eq!(pkts.len(), 9, "{pkts:#?}");
+}
+
+#[test]
+fn sni_and_dns_learned_names_in_json() {
+    let (_d, f) = one_file("names_json", 1, &named_traffic());
+    let out = inspect(&["--json"], &f);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 7, "{text}");
+    assert!(
+        lines[0].ends_with(r#""dport":443,"flags":"S","name":"exam.school.example"}"#),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].contains(r#""event":"tls""#)
+            && lines[1].ends_with(r#""flags":"PA","sni":"exam.school.example"}"#),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        lines[2].contains(r#""event":"end""#)
+            && lines[2].ends_with(r#""name":"exam.school.example","sni":"exam.school.example"}"#),
+        "{}",
+        lines[2]
+    );
+    assert!(
+        lines[3].ends_with(r#""dport":443,"name":"quic.example"}"#),
+        "{}",
+        lines[3]
+    );
+    assert!(!lines[4].contains("\"name\"") && !lines[4].contains("\"sni\""));
+}
+
+#[test]
+fn sni_split_across_two_segments() {
+    // A ClientHello of about 1.8 kB whose server_name extension is in the second segment.
+    let mut hello = client_hello("split.example.net");
+    let ext_total_off = 5 + 4 + 2 + 32 + 1 + 2 + 2 + 2;
+    let pad = 1800usize;
+    let mut padding = vec![0, 21];
+    padding.extend_from_slice(&(pad as u16).to_be_bytes());
+    padding.extend(std::iter::repeat_n(0u8, pad));
+    hello.splice(ext_total_off + 2..ext_total_off + 2, padding);
+    let grow = |b: &mut Vec<u8>, off: usize, by: usize, width: usize| {
+        let mut v = 0usize;
+        for i in 0..width {
+            v = (v << 8) | b[off + i] as usize;
+        }
+        v += by;
+        for i in 0..width {
+            b[off + width - 1 - i] = (v >> (8 * i)) as u8;
+        }
+    };
+    grow(&mut hello, 3, pad + 4, 2);
+    grow(&mut hello, 6, pad + 4, 3);
+    grow(&mut hello, ext_total_off, pad + 4, 2);
+    let seg = |seq: u32, flags: u8, data: &[u8]| {
+        let mut t = tcp(40000, 443, flags, data);
+        t[4..8].copy_from_slice(&seq.to_be_bytes());
+        eth(0x0800, &ipv4(A, B, 6, &t))
+    };
+    let isn = 0xffff_fc00u32; // the sequence numbers wrap inside the ClientHello
+    let (first, second) = hello.split_at(1448);
+    let (_d, f) = one_file(
+        "sni_split",
+        1,
+        &[
+            (T0, seg(isn, SYN, b"")),
+            (T0 + 100, eth_tcp(B, 443, A, 40000, SYN | ACK, b"")),
+            (T0 + 200, seg(isn.wrapping_add(1), PSH | ACK, first)),
+            // A retransmission of the first segment changes nothing.
+            (T0 + 250, seg(isn.wrapping_add(1), PSH | ACK, first)),
+            (
+                T0 + 300,
+                seg(isn.wrapping_add(1 + first.len() as u32), PSH | ACK, second),
+            ),
+        ],
+    );
+    let lines = details(&[], &f);
+    assert_eq!(
+        lines[..2],
+        [
+            "new tcp 10.0.0.1:40000 -> 10.0.0.2:443 flags=S",
+            "tls tcp 10.0.0.1:40000 -> 10.0.0.2:443 sni=split.example.net",
+        ],
+        "{lines:#?}"
+    );
+    assert_eq!(lines.len(), 3, "{lines:#?}");
+}

@@ -1,26 +1,35 @@
 //! The live capture worker (`proctor __capture-worker`), run by the client daemon as a child
 //! process so that a crash or hang in libpcap cannot take the daemon down and so the daemon can
 //! restart it. It captures on the given interfaces, applies the same decoder, selection rule and
-//! flow tracker as `inspect`, drops proctor's own traffic, and writes one
-//! [`Event`](crate::event::Event) line per report to stdout (network reports as `net`, its own
-//! health as `status`). It stops, ending every open flow with `reason=stop`, when stdin closes.
+//! flow tracker as `inspect`, drops proctor's own traffic, and writes one [`Event`] line per
+//! report to stdout (network reports as `net`, its own health as `status`). It stops, ending
+//! every open flow with `reason=stop`, when stdin closes.
+//!
+//! Names: reader threads also parse DNS responses (UDP from port 53, let in by the BPF filter
+//! but never reported) and look for a TLS ClientHello's server name in TCP payloads (joining
+//! a ClientHello's segments, see [`HelloAssembler`]); the flow thread keeps the learned names
+//! and appends them to the reports (see [`crate::flows`]).
 //!
 //! The operating-system side (opening pcap) sits behind the [`PacketSource`] trait; everything
 //! else ([`run_sources`]) is written against that trait so tests can feed it fake packets.
 
 use crate::error::{Error, Result};
 use crate::event::{Event, EventKind};
-use crate::filter::{self, Exclusion, LinkType, PacketInfo};
+use crate::filter::{self, Exclusion, LinkType, PacketInfo, Proto};
 use crate::flows::{EndReason, FlowReport, FlowTable};
+use crate::tls_sni::HelloAssembler;
 use std::io::{self, BufWriter, Write};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// Bytes captured per packet: enough for any link, IP and transport headers we decode.
-pub const SNAPLEN: i32 = 512;
+/// Bytes captured per packet: the link, IP and transport headers, and enough payload for a
+/// typical TLS ClientHello (its server name) or DNS response. The 8 MiB ring buffer still holds
+/// thousands of such packets.
+pub const SNAPLEN: i32 = 2048;
 /// Read timeout of each capture, so reader threads notice `stop` promptly.
 pub const READ_TIMEOUT_MS: i32 = 100;
 /// Kernel buffer per interface, to ride out bursts without drops.
@@ -73,8 +82,8 @@ pub struct PcapSource {
 }
 
 impl PcapSource {
-    /// Opens `iface` (not promiscuous, 512-byte snaplen, 100 ms timeout, immediate delivery,
-    /// 8 MiB buffer) and installs `bpf`. Returns the source and, when the filter was rejected,
+    /// Opens `iface` (not promiscuous, [`SNAPLEN`]-byte snaplen, 100 ms timeout, immediate
+    /// delivery, 8 MiB buffer) and installs `bpf`. Returns the source and, when the filter was rejected,
     /// why (the caller reports it and relies on user-space selection).
     pub fn open(
         iface: &str,
@@ -256,6 +265,13 @@ enum Msg {
         ts_us: u64,
         wire_len: u32,
         info: PacketInfo,
+        /// Server name of a TLS ClientHello in the payload.
+        sni: Option<String>,
+    },
+    /// What a DNS response taught.
+    Names {
+        ts_us: u64,
+        answers: Vec<(IpAddr, String)>,
     },
     Status(Event),
 }
@@ -392,7 +408,15 @@ fn handle<W: Write>(m: Msg, table: &mut FlowTable, out: &mut W) -> Result<bool> 
             ts_us,
             wire_len,
             info,
-        } => write_reports(out, &table.observe(ts_us, wire_len, &info)),
+            sni,
+        } => write_reports(
+            out,
+            &table.observe_sni(ts_us, wire_len, &info, sni.as_deref()),
+        ),
+        Msg::Names { ts_us, answers } => {
+            table.learn_names(ts_us, &answers);
+            Ok(true)
+        }
         Msg::Status(ev) => write_event(out, &ev),
     }
 }
@@ -408,15 +432,10 @@ fn reader(
     let link = src.link();
     let mut last_stats = Instant::now();
     let mut drops = src.stats().unwrap_or((0, 0));
+    let mut hellos = HelloAssembler::new();
     while !stop.load(Ordering::SeqCst) {
         let msg = match src.next_packet() {
-            Ok(Some(pkt)) => filter::decode(link, pkt.data)
-                .filter(|info| filter::selected(info) && !filter::excluded(info, &cfg.exclusions))
-                .map(|info| Msg::Packet {
-                    ts_us: pkt.ts_us,
-                    wire_len: pkt.wire_len,
-                    info,
-                }),
+            Ok(Some(pkt)) => packet_msg(link, &pkt, &cfg.exclusions, &mut hellos),
             Ok(None) => None,
             Err(e) => {
                 let text = format!("capture on {} failed: {e}", src.name());
@@ -450,6 +469,44 @@ fn reader(
     }
 }
 
+/// What one captured packet means for the flow thread: a selected packet (with the server name
+/// of a ClientHello it carries), the names a DNS response teaches, or nothing.
+fn packet_msg(
+    link: LinkType,
+    pkt: &RawPacket<'_>,
+    exclusions: &[Exclusion],
+    hellos: &mut HelloAssembler,
+) -> Option<Msg> {
+    let filter::Decoded {
+        info,
+        payload,
+        tcp_seq,
+    } = filter::decode_payload(link, pkt.data)?;
+    if filter::excluded(&info, exclusions) {
+        return None;
+    }
+    if filter::dns_response(&info) {
+        let answers = crate::dns_names::parse_response(payload);
+        return (!answers.is_empty()).then_some(Msg::Names {
+            ts_us: pkt.ts_us,
+            answers,
+        });
+    }
+    if !filter::selected(&info) {
+        return None;
+    }
+    let sni = match info.proto {
+        Proto::Tcp => hellos.push(info.src_addr(), info.dst_addr(), tcp_seq, payload),
+        Proto::Udp => None,
+    };
+    Some(Msg::Packet {
+        ts_us: pkt.ts_us,
+        wire_len: pkt.wire_len,
+        info,
+        sni,
+    })
+}
+
 fn write_reports<W: Write>(out: &mut W, reports: &[FlowReport]) -> Result<bool> {
     for r in reports {
         if !write_event(out, &r.to_event())? {
@@ -481,7 +538,7 @@ fn io_ok(res: io::Result<()>) -> Result<bool> {
 mod tests {
     use super::*;
     use crate::filter::testpkt::*;
-    use crate::filter::{TCP_ACK, TCP_FIN, TCP_SYN};
+    use crate::filter::{TCP_ACK, TCP_FIN, TCP_PSH, TCP_SYN};
     use std::collections::VecDeque;
 
     const T0: u64 = 1_700_000_000_000_000;
@@ -625,6 +682,58 @@ mod tests {
             events.iter().any(|e| e.kind == EventKind::Status
                 && e.detail.starts_with("pcap drops on fake0: kernel="))
         );
+    }
+
+    #[test]
+    fn names_from_dns_responses_and_client_hellos() {
+        use crate::dns_names::testdns::{response, rr, wire_name};
+        let lo = [127, 0, 0, 1];
+        let named = [127, 0, 0, 77];
+        let dns = response(
+            "exam.example.org",
+            &[rr(&wire_name("exam.example.org"), 1, &named)],
+        );
+        let hello = crate::tls_sni::build_client_hello(b"Secret.Example.NET");
+        let tcp_data =
+            |flags, data: &[u8]| eth(0x0800, &ipv4(lo, named, 6, &tcp(40010, 443, flags, data)));
+        let stop = Arc::new(AtomicBool::new(false));
+        let fake = Fake {
+            packets: VecDeque::from(vec![
+                (T0, eth(0x0800, &ipv4(lo, lo, 17, &udp(53, 40001, &dns)))),
+                (
+                    T0 + 1,
+                    eth(0x0800, &ipv4(lo, named, 17, &udp(40000, 9, b"x"))),
+                ),
+                (T0 + 2, tcp_data(TCP_SYN, b"")),
+                (T0 + 3, tcp_data(TCP_ACK | TCP_PSH, &hello)),
+                (T0 + 4, tcp_data(TCP_ACK | TCP_PSH, &hello)),
+            ]),
+            current: Vec::new(),
+            idle_reads: 0,
+            stop_after: 20,
+            stop: stop.clone(),
+            fail: false,
+            drops: 0,
+        };
+        let mut buf = Vec::new();
+        run_sources(vec![Box::new(fake)], &cfg(false), stop, &mut buf, || {
+            T0 + 1_000_000
+        })
+        .unwrap();
+        let text = String::from_utf8(buf).unwrap();
+        let events: Vec<Event> = text.lines().filter_map(Event::parse_worker_line).collect();
+        let lines = net(&events);
+        assert_eq!(
+            &lines[..3],
+            &[
+                "new udp 127.0.0.1:40000 -> 127.0.0.77:9 name=exam.example.org (dns)",
+                "new tcp 127.0.0.1:40010 -> 127.0.0.77:443 flags=S name=exam.example.org (dns)",
+                "tls tcp 127.0.0.1:40010 -> 127.0.0.77:443 sni=secret.example.net",
+            ],
+            "{lines:?}"
+        );
+        assert_eq!(lines.len(), 5, "{lines:?}");
+        assert!(!lines.iter().any(|l| l.contains(":53 ")));
     }
 
     #[test]

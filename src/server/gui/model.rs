@@ -637,7 +637,11 @@ impl Model {
                 ..
             } => {
                 let row = self.upsert(&client);
-                if kind == EventKind::Net && !detail.starts_with("end ") {
+                // A flow is counted once, at its `new` line (or each packet in per-packet mode);
+                // `end` and `tls` lines describe a flow already counted.
+                if kind == EventKind::Net
+                    && (detail.starts_with("new ") || detail.starts_with("pkt "))
+                {
                     row.net_flows += 1;
                 }
                 let line_kind = match kind {

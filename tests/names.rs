@@ -1,0 +1,247 @@
+//! Live tests of server names in network events (issue 6, "Names"), with the real
+//! `__capture-worker` on the loopback interface (the tests run as root):
+//! - a TCP client that sends a real TLS ClientHello record naming a server gets one
+//!   `tls tcp A:P -> B:Q sni=NAME` line;
+//! - a DNS response sent from 127.0.0.1 port 53 teaches a name for 127.0.0.77, and the next
+//!   UDP flow to 127.0.0.77 is reported with `name=NAME (dns)`; the DNS datagram itself is never
+//!   reported.
+//!
+//! Names and ports are unique per test process, and every wait has a timeout.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream, UdpSocket};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+const STARTUP: Duration = Duration::from_secs(15);
+const SHORT: Duration = Duration::from_secs(5);
+
+/// A minimal TLS 1.2-framed ClientHello record asking for `name`: one cipher suite, no session
+/// id, null compression, a padding extension, then `server_name`.
+fn client_hello(name: &str) -> Vec<u8> {
+    let name = name.as_bytes();
+    let mut sni = Vec::new();
+    sni.extend_from_slice(&((3 + name.len()) as u16).to_be_bytes());
+    sni.push(0); // host_name
+    sni.extend_from_slice(&(name.len() as u16).to_be_bytes());
+    sni.extend_from_slice(name);
+    let mut exts = vec![0, 21, 0, 2, 0, 0]; // padding
+    exts.extend_from_slice(&[0, 0]); // server_name
+    exts.extend_from_slice(&(sni.len() as u16).to_be_bytes());
+    exts.extend_from_slice(&sni);
+    let mut body = vec![3, 3];
+    body.extend_from_slice(&[7u8; 32]);
+    body.push(0);
+    body.extend_from_slice(&[0, 2, 0x13, 0x01, 1, 0]);
+    body.extend_from_slice(&(exts.len() as u16).to_be_bytes());
+    body.extend_from_slice(&exts);
+    let mut hs = vec![1];
+    hs.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+    hs.extend_from_slice(&body);
+    let mut rec = vec![22, 3, 1];
+    rec.extend_from_slice(&(hs.len() as u16).to_be_bytes());
+    rec.extend_from_slice(&hs);
+    rec
+}
+
+/// A DNS response (id 0x4242, recursion available, no error) to an A query for `qname`, whose
+/// answer goes through a CNAME to an A record with `addr`.
+fn dns_response(qname: &str, addr: [u8; 4]) -> Vec<u8> {
+    let wire = |n: &str| {
+        let mut out = Vec::new();
+        for label in n.split('.') {
+            out.push(label.len() as u8);
+            out.extend_from_slice(label.as_bytes());
+        }
+        out.push(0);
+        out
+    };
+    let rr = |m: &mut Vec<u8>, owner: &[u8], ty: u16, rdata: &[u8]| {
+        m.extend_from_slice(owner);
+        m.extend_from_slice(&ty.to_be_bytes());
+        m.extend_from_slice(&[0, 1, 0, 0, 0, 60]);
+        m.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+        m.extend_from_slice(rdata);
+    };
+    let mut m = vec![0x42, 0x42, 0x81, 0x80, 0, 1, 0, 2, 0, 0, 0, 0];
+    m.extend_from_slice(&wire(qname));
+    m.extend_from_slice(&[0, 1, 0, 1]);
+    let target = wire("edge.cdn.proctor.test");
+    rr(&mut m, &[0xc0, 12], 5, &target);
+    rr(&mut m, &target, 1, &addr);
+    m
+}
+
+/// A running worker; killed (if still running) when dropped, so a failing test leaves nothing.
+struct Worker {
+    child: Child,
+    lines: Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Worker {
+    fn spawn() -> Worker {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_proctor"))
+            .args(["__capture-worker", "--iface", "lo"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn capture worker");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Worker {
+            child,
+            lines: rx,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for a line satisfying `pred`, keeping every line read in `seen`.
+    fn wait_for(&mut self, what: &str, timeout: Duration, pred: impl Fn(&str) -> bool) -> String {
+        if let Some(l) = self.seen.iter().find(|l| pred(l)) {
+            return l.clone();
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) => {
+                    self.seen.push(l.clone());
+                    if pred(&l) {
+                        return l;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!("timed out waiting for {what}; saw {:#?}", self.seen)
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    panic!("worker output ended before {what}; saw {:#?}", self.seen)
+                }
+            }
+        }
+    }
+
+    /// Closes stdin and collects the rest of the output until the worker exits.
+    fn stop(&mut self) -> std::process::ExitStatus {
+        drop(self.child.stdin.take());
+        let deadline = Instant::now() + SHORT;
+        loop {
+            while let Ok(l) = self.lines.try_recv() {
+                self.seen.push(l);
+            }
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                while let Ok(l) = self.lines.recv_timeout(Duration::from_millis(200)) {
+                    self.seen.push(l);
+                }
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "worker did not exit: {:#?}",
+                self.seen
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The detail of every `net` line read so far.
+    fn net_details(&self) -> Vec<String> {
+        self.seen
+            .iter()
+            .filter_map(|l| l.strip_prefix("net\t"))
+            .filter_map(|l| l.split_once('\t').map(|(_, d)| d.to_string()))
+            .collect()
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+#[test]
+fn sni_and_dns_names_on_loopback() {
+    let pid = std::process::id();
+    let sni_name = format!("exam-{pid}.proctor.test");
+    let dns_name = format!("site-{pid}.proctor.test");
+    let mut w = Worker::spawn();
+    w.wait_for("the capturing status", STARTUP, |l| {
+        assert!(!l.contains("cannot capture"), "capture failed: {l}");
+        l.starts_with("status\t") && l.contains("capturing on lo")
+    });
+
+    // A TLS-like handshake: the client's first bytes are a ClientHello naming the server.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let lport = listener.local_addr().unwrap().port();
+    let mut client = TcpStream::connect(("127.0.0.1", lport)).unwrap();
+    let cport = client.local_addr().unwrap().port();
+    let (mut server, _) = listener.accept().unwrap();
+    let hello = client_hello(&sni_name);
+    client.write_all(&hello).unwrap();
+    let mut got = vec![0u8; hello.len()];
+    server.read_exact(&mut got).unwrap();
+    client.shutdown(Shutdown::Write).unwrap();
+    let mut rest = Vec::new();
+    server.read_to_end(&mut rest).unwrap();
+    drop(server);
+    drop(client);
+    let want_tls = format!("tls tcp 127.0.0.1:{cport} -> 127.0.0.1:{lport} sni={sni_name}");
+    let l = w.wait_for(&want_tls, SHORT, |l| l.ends_with(&want_tls));
+    assert!(l.starts_with("net\t"), "{l}");
+
+    // A DNS response from 127.0.0.1:53 to a local resolver socket, then a flow to the address.
+    let resolver = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let rport = resolver.local_addr().unwrap().port();
+    let dns = UdpSocket::bind("127.0.0.1:53").expect("bind 127.0.0.1:53 (tests run as root)");
+    dns.send_to(
+        &dns_response(&dns_name, [127, 0, 0, 77]),
+        ("127.0.0.1", rport),
+    )
+    .unwrap();
+    let mut buf = [0u8; 512];
+    resolver.set_read_timeout(Some(SHORT)).unwrap();
+    resolver
+        .recv_from(&mut buf)
+        .expect("DNS datagram delivered");
+    let target = UdpSocket::bind("127.0.0.77:0").unwrap();
+    let tport = target.local_addr().unwrap().port();
+    let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let sport = sender.local_addr().unwrap().port();
+    sender.send_to(b"hello", ("127.0.0.77", tport)).unwrap();
+    let want_udp = format!("new udp 127.0.0.1:{sport} -> 127.0.0.77:{tport} name={dns_name} (dns)");
+    w.wait_for(&want_udp, SHORT, |l| l.ends_with(&want_udp));
+
+    let status = w.stop();
+    assert!(status.success(), "worker exit {status:?}: {:#?}", w.seen);
+    let details = w.net_details();
+    // One tls line for the flow; the DNS datagram is never reported.
+    let tls_lines = details
+        .iter()
+        .filter(|d| d.starts_with(&format!("tls tcp 127.0.0.1:{cport} ")))
+        .count();
+    assert_eq!(tls_lines, 1, "{details:#?}");
+    let resolver_end = format!(":{rport}");
+    for d in &details {
+        let dns = d.contains(":53 ")
+            || d.ends_with(":53")
+            || d.contains(&format!("{resolver_end} "))
+            || d.ends_with(&resolver_end);
+        assert!(!dns, "DNS reported: {d}");
+    }
+    let new_tcp = format!("new tcp 127.0.0.1:{cport} -> 127.0.0.1:{lport} flags=S");
+    assert!(details.contains(&new_tcp), "{details:#?}");
+}
