@@ -4,7 +4,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: deps build demo test lint fmt clean gui-screenshot lab-test
+.PHONY: deps build demo test lint fmt clean gui-screenshot lab-test docs
 
 deps:
 	@bash scripts/install-deps.sh
@@ -39,6 +39,10 @@ lab-test: build
 # loopback clients, one mounting a file system and one killed (root; private Xvfb).
 gui-screenshot: deps
 	$(CARGO) test --test gui -- --ignored screenshot_for_the_readme
+
+# Man pages and shell completions generated from the clap definitions, into target/docs.
+docs: build
+	$(CARGO) run -q -- __generate target/docs
 
 fmt:
 	$(CARGO) fmt

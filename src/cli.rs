@@ -1,5 +1,6 @@
 //! The whole command line in one place (clap derive). Values are validated here; sockets, keys
-//! and files are opened later by the subcommands themselves.
+//! and files are opened later by the subcommands themselves. The man pages and shell completions
+//! are rendered from these definitions too ([`write_docs`], hidden `__generate`).
 
 use clap::{Args, Parser, Subcommand};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -42,6 +43,69 @@ pub enum Command {
     /// Internal: benchmark load generator speaking the real protocol.
     #[command(name = "__loadgen", hide = true)]
     Loadgen(LoadgenArgs),
+    /// Internal: write the man pages and shell completions generated from these definitions
+    /// (for packaging).
+    #[command(name = "__generate", hide = true)]
+    Generate(GenerateArgs),
+}
+
+/// Hidden `__generate` arguments.
+#[derive(Args, Debug)]
+pub struct GenerateArgs {
+    /// Directory to write into: `man/` (proctor.1 and one page per subcommand) and
+    /// `completions/` (bash, zsh, fish). Created if missing.
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+}
+
+/// The command line as users see it: [`Cli`] without its hidden subcommands (clap_complete
+/// would otherwise offer the internal workers for completion).
+pub fn public_command() -> clap::Command {
+    use clap::CommandFactory;
+    let full = Cli::command();
+    let public: Vec<clap::Command> = full
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set())
+        .cloned()
+        .collect();
+    let mut cmd = clap::Command::new("proctor")
+        .version(env!("CARGO_PKG_VERSION"))
+        .propagate_version(true)
+        .subcommand_required(true)
+        .arg_required_else_help(true)
+        .subcommands(public);
+    if let Some(about) = full.get_about() {
+        cmd = cmd.about(about.clone());
+    }
+    cmd
+}
+
+/// `proctor __generate DIR`: man pages (`DIR/man/proctor.1`, `DIR/man/proctor-<subcommand>.1`)
+/// with clap_mangen and shell completions (`DIR/completions/proctor.bash`, `_proctor`,
+/// `proctor.fish`) with clap_complete, from the same definitions as `--help`. Hidden
+/// subcommands (the workers, the load generator, this one) are left out of both.
+pub fn write_docs(args: &GenerateArgs) -> crate::error::Result<()> {
+    use clap_complete::Shell;
+    let err = |what: &str, e: std::io::Error| crate::error::Error::io(what.to_string(), e);
+    let man = args.dir.join("man");
+    let completions = args.dir.join("completions");
+    for d in [&man, &completions] {
+        std::fs::create_dir_all(d)
+            .map_err(|e| err(&format!("cannot create {}", d.display()), e))?;
+    }
+    clap_mangen::generate_to(public_command(), &man)
+        .map_err(|e| err("cannot write the man pages", e))?;
+    let mut cmd = public_command();
+    for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
+        clap_complete::generate_to(shell, &mut cmd, "proctor", &completions)
+            .map_err(|e| err(&format!("cannot write the {shell} completions"), e))?;
+    }
+    println!(
+        "man pages in {}, shell completions in {}",
+        man.display(),
+        completions.display()
+    );
+    Ok(())
 }
 
 /// `proctor keygen`.
@@ -117,6 +181,15 @@ pub struct ServerArgs {
     /// Start/Stop control, message, session) to FILE as JSON (for tests).
     #[arg(long = "dump-state", value_name = "FILE", conflicts_with = "headless")]
     pub dump_state: Option<PathBuf>,
+    /// Also write every event as JSON Lines (one object per line) to FILE, appending; `-` for
+    /// standard output (proctor's own messages then go to standard error).
+    #[arg(long = "jsonl", value_name = "FILE")]
+    pub jsonl: Option<PathBuf>,
+    /// Also forward every event as RFC 5424 syslog over TCP (octet-counted framing) to the
+    /// collector at HOST:PORT (rsyslog imtcp, syslog-ng, Fluent Bit, Vector...). Never slows the
+    /// server: if the collector is down, events are queued, then dropped and counted.
+    #[arg(long = "syslog", value_name = "HOST:PORT", value_parser = crate::server::export::syslog::parse_target)]
+    pub syslog: Option<String>,
 }
 
 /// `proctor client`.

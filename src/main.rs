@@ -13,6 +13,7 @@ fn main() {
         Command::CaptureWorker(a) => proctor::client::capture::run_worker(a),
         Command::MountWorker => proctor::client::mounts::run_worker(),
         Command::Loadgen(a) => proctor::loadgen::run(a),
+        Command::Generate(a) => proctor::cli::write_docs(a),
     };
     if let Err(e) = result {
         eprintln!("proctor: error: {e}");

@@ -5,6 +5,7 @@
 
 use super::announcer::Announcer;
 use super::conn::{Conn, Input};
+use super::export::{ExportConfig, ExportEvent, Exporter};
 use super::registry::{ClientRecord, Registry, SeqVerdict};
 use super::session::Session;
 use super::storage::{self, ClientId, HeaderInfo, LogStore};
@@ -50,6 +51,8 @@ pub struct CoreConfig {
     pub max_conns: usize,
     /// Stronger mode: the server's signing key for announcements and handshakes.
     pub signer: Option<std::sync::Arc<crate::signing::ServerSigner>>,
+    /// Copies of every committed event for other pipelines (`--jsonl`, `--syslog`).
+    pub export: ExportConfig,
 }
 
 impl CoreConfig {
@@ -74,6 +77,7 @@ impl CoreConfig {
             stop_grace: Duration::from_secs(5),
             max_conns: 4096,
             signer: None,
+            export: ExportConfig::default(),
         }
     }
 }
@@ -192,6 +196,8 @@ pub struct ServerCore {
     /// process has run out of descriptors.
     spare_fd: Option<std::fs::File>,
     overload: Overload,
+    /// The `--jsonl` / `--syslog` outputs, fed in [`ServerCore::commit_writes`].
+    exporter: Exporter,
 }
 
 /// Connections refused because the server is full are reported at most once a second, with a
@@ -254,6 +260,7 @@ impl ServerCore {
             .map_err(|e| Error::io("wake-up socket", e))?;
         let (tx, cmds) = mpsc::channel();
         let (warn_tx, warn_rx) = mpsc::channel();
+        let exporter = Exporter::start(&cfg.export)?;
         let core = ServerCore {
             cfg,
             listener,
@@ -269,6 +276,7 @@ impl ServerCore {
             last_snapshot: Instant::now(),
             spare_fd: std::fs::File::open("/dev/null").ok(),
             overload: Overload::default(),
+            exporter,
         };
         Ok((
             core,
@@ -284,6 +292,10 @@ impl ServerCore {
         let result = self.run_loop();
         if let Err(e) = &result {
             (self.sink)(Note::Warning(format!("server loop failed: {e}")));
+        }
+        // Export hook: deliver what the outputs still hold before the front end quits.
+        for w in self.exporter.close() {
+            (self.sink)(Note::Warning(w));
         }
         // The front end waits for this note before it quits, whatever happened.
         (self.sink)(Note::Exited);
@@ -703,6 +715,21 @@ impl ServerCore {
             let acked = a.registry.commit(&id);
             let rec = a.registry.get(&id).cloned();
             if let Some(rec) = rec {
+                // Export hook: the batch is in the client's file; copy its events out.
+                if self.exporter.is_active() {
+                    let session = a.session.id.hex();
+                    for p in &pending {
+                        self.exporter.event(&ExportEvent {
+                            session: &session,
+                            host: &rec.id.host,
+                            addr: rec.id.addr,
+                            seq: p.seq,
+                            ts_ms: p.ts_ms,
+                            kind: p.kind,
+                            detail: &p.detail,
+                        });
+                    }
+                }
                 for p in pending {
                     (self.sink)(Note::Event {
                         client: rec.clone(),
@@ -714,6 +741,10 @@ impl ServerCore {
                 }
             }
             c.send(&Message::Ack { seq: acked });
+        }
+        // Export hook: flush the JSONL output once per batch; report output problems.
+        for w in self.exporter.end_batch(Instant::now()) {
+            (self.sink)(Note::Warning(w));
         }
     }
 

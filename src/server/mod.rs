@@ -4,6 +4,7 @@
 //!
 //! - [`announcer`]: sender thread for start/stop datagrams.
 //! - [`conn`]: one client connection and its handshake.
+//! - [`export`]: copies of the events as JSON Lines and RFC 5424 syslog.
 //! - [`registry`]: per-client state, counts and sequence bookkeeping.
 //! - [`session`]: session id and directory.
 //! - [`storage`]: the per-client log files.
@@ -11,6 +12,7 @@
 pub mod announcer;
 pub mod conn;
 pub mod core;
+pub mod export;
 pub mod gui;
 pub mod headless;
 pub mod registry;
@@ -56,6 +58,10 @@ fn config(args: &ServerArgs) -> Result<core::CoreConfig> {
         args.logs.clone(),
     );
     cfg.announce_every = Duration::from_secs_f64(args.announce_every);
+    cfg.export = export::ExportConfig {
+        jsonl: args.jsonl.clone(),
+        syslog: args.syslog.clone(),
+    };
     if let Some(p) = &args.signing_key {
         cfg.signer = Some(std::sync::Arc::new(crate::signing::load_signer(p)?));
     }
