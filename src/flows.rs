@@ -269,26 +269,7 @@ fn push_json_field(s: &mut String, key: &str, raw_value: &str) {
     s.push_str(raw_value);
 }
 
-/// A JSON string literal for `v`, with quotes, backslashes and control characters escaped.
-pub fn json_str(v: &str) -> String {
-    let mut out = String::with_capacity(v.len() + 2);
-    out.push('"');
-    for c in v.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 || c == '\u{2028}' || c == '\u{2029}' => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
+pub use crate::json::string as json_str;
 
 /// Both directions of a conversation map to the same key: endpoints in sorted order.
 type Key = (Proto, SocketAddr, SocketAddr);

@@ -24,6 +24,7 @@ pub mod filter;
 pub mod flows;
 pub mod hex;
 pub mod inspect;
+pub mod json;
 pub mod keyfile;
 pub mod loadgen;
 pub mod netif;

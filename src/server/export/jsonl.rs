@@ -13,21 +13,7 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::time::Instant;
 
-/// Appends `s` to `out` as the body of a JSON string: `"` and `\` escaped, control characters as
-/// `\n`, `\r`, `\t` or `\u00XX`; everything else (including non-ASCII) kept as UTF-8.
-pub fn escape_json_into(out: &mut String, s: &str) {
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-}
+pub use crate::json::escape_into as escape_json_into;
 
 /// Formats one event as a JSON object followed by a newline.
 pub fn format(ev: &ExportEvent<'_>) -> String {
@@ -163,7 +149,7 @@ mod tests {
     fn json_escaping_covers_quotes_backslashes_and_controls() {
         let mut s = String::new();
         escape_json_into(&mut s, "a\"b\\c\nd\te\u{1}f\u{7f}é\u{2028}");
-        assert_eq!(s, "a\\\"b\\\\c\\nd\\te\\u0001f\u{7f}é\u{2028}");
+        assert_eq!(s, "a\\\"b\\\\c\\nd\\te\\u0001f\u{7f}é\\u2028");
         // Text escaped for the log files (`\x1b`) keeps its backslash, escaped for JSON.
         let line = format(&ev("evil\"host", "mount \\x1b[31m on /x"));
         assert!(line.contains("\"host\":\"evil\\\"host\""), "{line}");
