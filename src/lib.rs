@@ -33,5 +33,7 @@ pub mod protocol;
 pub mod server;
 pub mod signing;
 pub mod sys;
+#[cfg(test)]
+mod test_rng;
 pub mod timefmt;
 pub mod tls_sni;

@@ -448,19 +448,7 @@ mod tests {
         assert!(!asm.pending.contains_key(&(c, s)));
     }
 
-    /// xorshift64*: deterministic randomness for the fuzz loops.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-    }
+    use crate::test_rng::Rng;
 
     #[test]
     fn fuzz_random_and_mutated_never_panic() {
