@@ -2,128 +2,17 @@
 //! run as root). Every test sends its own traffic to 127.0.0.1 on ports derived from the process
 //! id, looks only for lines about those ports, and never waits without a timeout.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream, UdpSocket};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::time::{Duration, Instant};
+mod common;
 
-const STARTUP: Duration = Duration::from_secs(15);
-const SHORT: Duration = Duration::from_secs(5);
+use common::{CaptureWorker as Worker, SHORT, bin};
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream, UdpSocket};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// Ports for this test process: 20000..40000, distinct per test through `slot`.
 fn port(slot: u16) -> u16 {
     20_000 + ((std::process::id() % 1_900) as u16) * 10 + slot
-}
-
-/// A running worker; killed (if still running) when dropped, so a failing test leaves nothing.
-struct Worker {
-    child: Child,
-    lines: Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Worker {
-    fn spawn(extra: &[&str]) -> Worker {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_proctor"))
-            .args(["__capture-worker", "--iface", "lo"])
-            .args(extra)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn capture worker");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Worker {
-            child,
-            lines: rx,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Waits for a line satisfying `pred`, keeping every line read in `seen`.
-    fn wait_for(&mut self, what: &str, timeout: Duration, pred: impl Fn(&str) -> bool) -> String {
-        if let Some(l) = self.seen.iter().find(|l| pred(l)) {
-            return l.clone();
-        }
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(l) => {
-                    self.seen.push(l.clone());
-                    if pred(&l) {
-                        return l;
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => {
-                    panic!("timed out waiting for {what}; saw {:#?}", self.seen)
-                }
-                Err(RecvTimeoutError::Disconnected) => {
-                    panic!("worker output ended before {what}; saw {:#?}", self.seen)
-                }
-            }
-        }
-    }
-
-    fn wait_started(&mut self) {
-        self.wait_for("the capturing status", STARTUP, |l| {
-            assert!(!l.contains("cannot capture"), "capture failed: {l}");
-            l.starts_with("status\t") && l.contains("capturing on lo")
-        });
-    }
-
-    /// Closes stdin (asking the worker to stop), collects the rest of its output and returns its
-    /// exit status.
-    fn stop(&mut self) -> std::process::ExitStatus {
-        drop(self.child.stdin.take());
-        let deadline = Instant::now() + SHORT;
-        loop {
-            while let Ok(l) = self.lines.try_recv() {
-                self.seen.push(l);
-            }
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                // Output written just before exit.
-                while let Ok(l) = self.lines.recv_timeout(Duration::from_millis(200)) {
-                    self.seen.push(l);
-                }
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "worker did not exit after stdin closed; saw {:#?}",
-                self.seen
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// The detail of every `net` line read so far.
-    fn net_details(&self) -> Vec<String> {
-        self.seen
-            .iter()
-            .filter_map(|l| l.strip_prefix("net\t"))
-            .filter_map(|l| l.split_once('\t').map(|(_, d)| d.to_string()))
-            .collect()
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
 }
 
 /// The two ports of a report's endpoints (`... a:p -> b:q ...`).
@@ -243,7 +132,7 @@ fn per_packet_mode_reports_each_datagram() {
 
 #[test]
 fn unknown_interface_is_reported_and_fails() {
-    let out = Command::new(env!("CARGO_BIN_EXE_proctor"))
+    let out = Command::new(bin())
         .args(["__capture-worker", "--iface", "proctor-no-such0"])
         .stdin(Stdio::piped())
         .output()

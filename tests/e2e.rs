@@ -10,10 +10,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-fn log_text(dir: &std::path::Path) -> String {
-    all_logs(dir)
-}
-
 #[test]
 fn keygen_writes_0600_and_refuses_to_overwrite_a_real_key() {
     let dir = temp_dir("keygen");
@@ -164,17 +160,7 @@ fn traffic_and_mounts_reach_the_per_machine_log_live_and_a_second_session_gets_a
     let key = keygen(&dir, "k.key");
     let mut srv = server(&dir, &key, sport, cport, &[]);
     let cl = client(&dir, &key, cport, "e2e-pc", &[]);
-    assert!(
-        srv.wait_for("e2e-pc (127.0.0.1) connected", Duration::from_secs(10)),
-        "{}\n{}",
-        srv.output(),
-        cl.output()
-    );
-    assert!(
-        wait_until(Duration::from_secs(5), || log_text(&dir)
-            .contains("capturing on lo")),
-        "capture worker started"
-    );
+    assert_joined_and_capturing(&srv, &cl, &dir, "e2e-pc");
 
     // UDP to two local ports, one to port 53, and one TCP connection.
     let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -200,11 +186,11 @@ fn traffic_and_mounts_reach_the_per_machine_log_live_and_a_second_session_gets_a
     ];
     assert!(
         wait_until(Duration::from_secs(5), || {
-            let t = log_text(&dir);
+            let t = all_logs(&dir);
             want.iter().all(|w| t.contains(w))
         }),
         "flows missing from the log during the session:\n{}",
-        log_text(&dir)
+        all_logs(&dir)
     );
 
     // A tmpfs mount and unmount appear within one second each.
@@ -213,14 +199,14 @@ fn traffic_and_mounts_reach_the_per_machine_log_live_and_a_second_session_gets_a
     let t0 = Instant::now();
     let needle = format!("mount e2e-stick on {}", mnt.display());
     assert!(
-        wait_until(Duration::from_secs(1), || log_text(&dir).contains(&needle)),
+        wait_until(Duration::from_secs(1), || all_logs(&dir).contains(&needle)),
         "mount not logged within 1 s"
     );
     eprintln!("mount reached the log after {:?}", t0.elapsed());
     m.unmount();
     let needle = format!("unmount e2e-stick on {}", mnt.display());
     assert!(
-        wait_until(Duration::from_secs(1), || log_text(&dir).contains(&needle)),
+        wait_until(Duration::from_secs(1), || all_logs(&dir).contains(&needle)),
         "unmount not logged within 1 s"
     );
 
@@ -238,7 +224,7 @@ fn traffic_and_mounts_reach_the_per_machine_log_live_and_a_second_session_gets_a
         "{}",
         cl.output()
     );
-    let text = log_text(&dir);
+    let text = all_logs(&dir);
     assert!(
         !text.contains(":53 ") && !text.contains("-> 127.0.0.1:53"),
         "port 53 must not be reported:\n{text}"
@@ -285,7 +271,7 @@ fn a_client_with_the_wrong_key_never_connects() {
         out.contains("session") && !out.contains("connected"),
         "{out}"
     );
-    assert!(!log_text(&dir).contains("wrong-pc"));
+    assert!(!all_logs(&dir).contains("wrong-pc"));
 }
 
 /// A start datagram that authenticates (as if captured from the real server and replayed by a
@@ -463,9 +449,7 @@ fn workers_drop_root_and_a_killed_worker_is_logged_and_restarted() {
     let key = keygen(&dir, "k.key");
     let srv = server(&dir, &key, sport, cport, &[]);
     let cl = client(&dir, &key, cport, "wk-pc", &[]);
-    assert!(srv.wait_for("wk-pc (127.0.0.1) connected", Duration::from_secs(10)));
-    assert!(wait_until(Duration::from_secs(5), || log_text(&dir)
-        .contains("capturing on lo")));
+    assert_joined_and_capturing(&srv, &cl, &dir, "wk-pc");
     let mut workers = Vec::new();
     assert!(
         wait_until(Duration::from_secs(5), || {
@@ -481,16 +465,16 @@ fn workers_drop_root_and_a_killed_worker_is_logged_and_restarted() {
     }
     assert!(
         wait_until(Duration::from_secs(5), || {
-            let t = log_text(&dir);
+            let t = all_logs(&dir);
             t.contains("capture worker exited unexpectedly")
                 && t.contains("capture worker restarted")
                 && t.contains("mounts worker exited unexpectedly")
                 && t.contains("mounts worker restarted")
         }),
         "{}",
-        log_text(&dir)
+        all_logs(&dir)
     );
-    assert!(wait_until(Duration::from_secs(5), || log_text(&dir)
+    assert!(wait_until(Duration::from_secs(5), || all_logs(&dir)
         .matches("capturing on lo")
         .count()
         == 2));
@@ -498,7 +482,7 @@ fn workers_drop_root_and_a_killed_worker_is_logged_and_restarted() {
     udp.send_to(b"x", ("127.0.0.1", cport + 1500)).unwrap();
     let want = format!("-> 127.0.0.1:{}", cport + 1500);
     assert!(
-        wait_until(Duration::from_secs(5), || log_text(&dir).contains(&want)),
+        wait_until(Duration::from_secs(5), || all_logs(&dir).contains(&want)),
         "restarted capture works"
     );
 }

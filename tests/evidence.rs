@@ -59,13 +59,7 @@ fn server_killed_mid_stream_and_restarted_loses_and_duplicates_nothing() {
     let key = keygen(&dir, "k.key");
     let mut srv = server(&dir, &key, sport, cport, &[]);
     let cl = client(&dir, &key, cport, "kill-srv-pc", &[]);
-    assert!(
-        srv.wait_for("kill-srv-pc (127.0.0.1) connected", Duration::from_secs(10)),
-        "{}",
-        cl.output()
-    );
-    assert!(wait_until(Duration::from_secs(5), || all_logs(&dir)
-        .contains("capturing on lo")));
+    assert_joined_and_capturing(&srv, &cl, &dir, "kill-srv-pc");
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     let src = sock.local_addr().unwrap().port();
     let base = 36000 + (std::process::id() % 1000) as u16 * 3;
@@ -161,13 +155,7 @@ fn client_killed_while_the_server_is_down_delivers_its_spool_once_after_both_res
     let key = keygen(&dir, "k.key");
     let mut srv = server(&dir, &key, sport, cport, &[]);
     let mut cl = client(&dir, &key, cport, "kill-cl-pc", &[]);
-    assert!(
-        srv.wait_for("kill-cl-pc (127.0.0.1) connected", Duration::from_secs(10)),
-        "{}",
-        cl.output()
-    );
-    assert!(wait_until(Duration::from_secs(5), || all_logs(&dir)
-        .contains("capturing on lo")));
+    assert_joined_and_capturing(&srv, &cl, &dir, "kill-cl-pc");
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     let src = sock.local_addr().unwrap().port();
     let base = 33000 + (std::process::id() % 1000) as u16 * 3;
@@ -228,13 +216,7 @@ fn a_full_log_filesystem_keeps_events_unacknowledged_until_there_is_room() {
     // The tmpfs is 1 MiB; the session directory and the client's file are created first.
     let srv = server(&dir, &key, sport, cport, &[]);
     let _cl = client(&dir, &key, cport, "full-pc", &[]);
-    assert!(
-        srv.wait_for("full-pc (127.0.0.1) connected", Duration::from_secs(10)),
-        "{}",
-        srv.output()
-    );
-    assert!(wait_until(Duration::from_secs(5), || all_logs(&dir)
-        .contains("capturing on lo")));
+    assert_joined_and_capturing(&srv, &_cl, &dir, "full-pc");
     let filler = logs.join("filler");
     {
         use std::io::Write;

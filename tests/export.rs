@@ -242,17 +242,7 @@ fn every_event_reaches_rsyslog_and_the_jsonl_file_exactly_once() {
         &["--syslog", &target, "--jsonl", &jsonl_arg],
     );
     let cl = client(&dir, &key, cport, "exp-pc", &[]);
-    assert!(
-        srv.wait_for("exp-pc (127.0.0.1) connected", Duration::from_secs(10)),
-        "{}\n{}",
-        srv.output(),
-        cl.output()
-    );
-    assert!(
-        wait_until(Duration::from_secs(5), || all_logs(&dir)
-            .contains("capturing on lo")),
-        "capture worker started"
-    );
+    assert_joined_and_capturing(&srv, &cl, &dir, "exp-pc");
     make_traffic(cport, 5);
     assert!(
         wait_until(Duration::from_secs(5), || all_logs(&dir)
@@ -446,13 +436,7 @@ fn the_campus_collector_example_rebuilds_each_lab_pcs_file() {
     let target = format!("127.0.0.1:{rport}");
     let mut srv = server(&dir, &key, sport, cport, &["--syslog", &target]);
     let cl = client(&dir, &key, cport, "room-pc", &[]);
-    assert!(
-        srv.wait_for("room-pc (127.0.0.1) connected", Duration::from_secs(10)),
-        "{}",
-        srv.output()
-    );
-    assert!(wait_until(Duration::from_secs(5), || all_logs(&dir)
-        .contains("capturing on lo")));
+    assert_joined_and_capturing(&srv, &cl, &dir, "room-pc");
     make_traffic(cport, 3);
     assert!(wait_until(Duration::from_secs(5), || all_logs(&dir)
         .contains(&format!("-> 127.0.0.1:{}", cport + 1002))));

@@ -4,6 +4,7 @@
 //! (`--quit-after`). Announcements go to 127.255.255.255 only; traffic only to 127.0.0.1.
 //! Needs root (packet capture, tmpfs mounts), Xvfb and xdotool (scripts/install-deps.sh).
 
+mod common;
 mod gui_util;
 
 use gui_util::*;
@@ -23,6 +24,15 @@ fn read_state(dir: &Path) -> Json {
     let text = std::fs::read_to_string(&p)
         .unwrap_or_else(|e| panic!("no --dump-state file {}: {e}", p.display()));
     Json::parse(&text).unwrap_or_else(|e| panic!("bad JSON ({e}):\n{text}"))
+}
+
+/// The message the window showed, from the dumped state ("" if none).
+fn message(dir: &Path) -> String {
+    read_state(dir)
+        .get("message")
+        .str()
+        .unwrap_or("")
+        .to_string()
 }
 
 fn machine<'a>(state: &'a Json, host: &str) -> &'a Json {
@@ -66,16 +76,20 @@ impl Lab {
     fn start(name: &str, slot: u16, quit_after: &str) -> Lab {
         let dir = temp_dir(name);
         let (sport, cport) = ports(slot);
-        let key = keygen(&dir);
+        let key = keygen(&dir, "k.key");
         let x = XServer::start();
-        let client = client(&dir, &key, cport, "gui-pc");
+        let client = Proc::start_on(
+            &client_args(&dir, &key, cport, "gui-pc", &[]),
+            dir.join("client-gui-pc.out"),
+            None,
+        );
         assert!(
             client.wait_for("waiting for announcements", secs(10)),
             "client did not start: {}",
             client.output()
         );
-        let args = server_args(&dir, &key, sport, cport, &["--quit-after", quit_after]);
-        let server = Proc::start(&args, dir.join("server.out"), Some(&x.display));
+        let args = gui_server_args(&dir, &key, sport, cport, &["--quit-after", quit_after]);
+        let server = Proc::start_on(&args, dir.join("server.out"), Some(&x.display));
         let wid = x
             .find_window(&format!("TCP port {sport}"), secs(15))
             .unwrap_or_else(|| panic!("no window appeared: {}", server.output()));
@@ -93,6 +107,18 @@ impl Lab {
             client,
             wid,
         }
+    }
+
+    /// Sends SIGTERM to the window server, asserts it exits with 0 and returns its dumped state.
+    fn terminate(&mut self) -> Json {
+        self.server.signal(libc::SIGTERM);
+        assert_eq!(
+            self.server.wait_exit(secs(30)),
+            Some(0),
+            "{}",
+            self.server.output()
+        );
+        read_state(&self.dir)
     }
 
     /// Waits until the client's log shows capture and mount watching running.
@@ -210,14 +236,7 @@ fn clicks_select_a_machine_sort_the_table_and_filter_the_events() {
             .expect("send");
     }
     std::thread::sleep(Duration::from_secs(1));
-    lab.server.signal(libc::SIGTERM);
-    assert_eq!(
-        lab.server.wait_exit(secs(30)),
-        Some(0),
-        "{}",
-        lab.server.output()
-    );
-    let state = read_state(&lab.dir);
+    let state = lab.terminate();
     assert_eq!(
         state.get("selected").str(),
         Some("gui-pc 127.0.0.1"),
@@ -251,14 +270,7 @@ fn stop_button_reaches_the_client() {
     );
     // SIGTERM closes the window cleanly (as the close button would, without the question).
     std::thread::sleep(Duration::from_millis(500));
-    lab.server.signal(libc::SIGTERM);
-    assert_eq!(
-        lab.server.wait_exit(secs(30)),
-        Some(0),
-        "{}",
-        lab.server.output()
-    );
-    let state = read_state(&lab.dir);
+    let state = lab.terminate();
     assert_eq!(state.get("phase").str(), Some("idle"));
     assert!(
         state.get("session").get("stopped").str().is_some(),
@@ -325,8 +337,8 @@ fn demo_key_without_demo_is_explained_in_the_window() {
     let (sport, cport) = ports(2);
     let x = XServer::start();
     let demo_key = Path::new(env!("CARGO_MANIFEST_DIR")).join("keyfile.key");
-    let args = server_args(&dir, &demo_key, sport, cport, &["--quit-after", "6"]);
-    let mut server = Proc::start(&args, dir.join("server.out"), Some(&x.display));
+    let args = gui_server_args(&dir, &demo_key, sport, cport, &["--quit-after", "6"]);
+    let mut server = Proc::start_on(&args, dir.join("server.out"), Some(&x.display));
     assert!(
         x.find_window(&format!("TCP port {sport}"), secs(15))
             .is_some(),
@@ -349,10 +361,10 @@ fn port_in_use_is_explained_in_the_window() {
     let dir = temp_dir("port");
     let (sport, cport) = ports(3);
     let _holder = TcpListener::bind(("0.0.0.0", sport)).expect("hold the port");
-    let key = keygen(&dir);
+    let key = keygen(&dir, "k.key");
     let x = XServer::start();
-    let args = server_args(&dir, &key, sport, cport, &["--quit-after", "6"]);
-    let mut server = Proc::start(&args, dir.join("server.out"), Some(&x.display));
+    let args = gui_server_args(&dir, &key, sport, cport, &["--quit-after", "6"]);
+    let mut server = Proc::start_on(&args, dir.join("server.out"), Some(&x.display));
     assert!(
         x.find_window(&format!("TCP port {sport}"), secs(15))
             .is_some(),
@@ -360,11 +372,7 @@ fn port_in_use_is_explained_in_the_window() {
         server.output()
     );
     assert_eq!(server.wait_exit(secs(20)), Some(4), "port in use exits 4");
-    let msg = read_state(&dir)
-        .get("message")
-        .str()
-        .unwrap_or("")
-        .to_string();
+    let msg = message(&dir);
     assert!(
         msg.starts_with("Port in use") && msg.contains(&sport.to_string()),
         "{msg:?}"
@@ -376,9 +384,9 @@ fn missing_broadcast_address_is_explained_in_the_window() {
     // A fresh network namespace has only a down loopback: no broadcast address at all.
     let dir = temp_dir("nobcast");
     let (sport, cport) = ports(4);
-    let key = keygen(&dir);
+    let key = keygen(&dir, "k.key");
     let x = XServer::start();
-    let args: Vec<String> = server_args(&dir, &key, sport, cport, &["--quit-after", "6"])
+    let args: Vec<String> = gui_server_args(&dir, &key, sport, cport, &["--quit-after", "6"])
         .into_iter()
         .filter(|a| a != "--broadcast" && a != "127.255.255.255")
         .collect();
@@ -396,11 +404,7 @@ fn missing_broadcast_address_is_explained_in_the_window() {
         server.output()
     );
     assert_eq!(server.wait_exit(secs(20)), Some(2), "{}", server.output());
-    let msg = read_state(&dir)
-        .get("message")
-        .str()
-        .unwrap_or("")
-        .to_string();
+    let msg = message(&dir);
     assert!(msg.starts_with("No broadcast address"), "{msg:?}");
 }
 
@@ -408,9 +412,9 @@ fn missing_broadcast_address_is_explained_in_the_window() {
 fn without_a_display_the_window_says_what_to_do() {
     let dir = temp_dir("nodisplay");
     let (sport, cport) = ports(5);
-    let key = keygen(&dir);
-    let args = server_args(&dir, &key, sport, cport, &["--quit-after", "6"]);
-    let mut server = Proc::start(&args, dir.join("server.out"), None);
+    let key = keygen(&dir, "k.key");
+    let args = gui_server_args(&dir, &key, sport, cport, &["--quit-after", "6"]);
+    let mut server = Proc::start_on(&args, dir.join("server.out"), None);
     assert_eq!(server.wait_exit(secs(10)), Some(2));
     assert!(
         server.output().contains("--headless"),
@@ -423,17 +427,17 @@ fn without_a_display_the_window_says_what_to_do() {
 fn ten_thousand_events_per_second_do_not_make_the_window_lag() {
     let dir = temp_dir("flood");
     let (sport, cport) = ports(6);
-    let key = keygen(&dir);
+    let key = keygen(&dir, "k.key");
     let x = XServer::start();
     // One event per packet: 30,000 datagrams in 3 s are 10,000 events per second.
-    let c = Proc::start(
+    let c = Proc::start_on(
         &client_args(&dir, &key, cport, "flood-pc", &["--per-packet"]),
         dir.join("client.out"),
         None,
     );
     assert!(c.wait_for("waiting for announcements", secs(10)));
-    let args = server_args(&dir, &key, sport, cport, &["--start", "--quit-after", "15"]);
-    let mut server = Proc::start(&args, dir.join("server.out"), Some(&x.display));
+    let args = gui_server_args(&dir, &key, sport, cport, &["--start", "--quit-after", "15"]);
+    let mut server = Proc::start_on(&args, dir.join("server.out"), Some(&x.display));
     assert!(
         c.wait_for("in session", secs(10)),
         "--start starts a session: {}",
@@ -469,10 +473,10 @@ fn ten_thousand_events_per_second_do_not_make_the_window_lag() {
 fn screenshot_for_the_readme() {
     let dir = temp_dir("shot");
     let (sport, cport) = ports(7);
-    let key = keygen(&dir);
+    let key = keygen(&dir, "k.key");
     let x = XServer::start();
-    let args = server_args(&dir, &key, sport, cport, &["--quit-after", "40"]);
-    let mut server = Proc::start(&args, dir.join("server.out"), Some(&x.display));
+    let args = gui_server_args(&dir, &key, sport, cport, &["--quit-after", "40"]);
+    let mut server = Proc::start_on(&args, dir.join("server.out"), Some(&x.display));
     let wid = x
         .find_window(&format!("TCP port {sport}"), secs(15))
         .expect("window");

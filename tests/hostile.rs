@@ -12,6 +12,7 @@
 //! 40..80 (see `hostile_util::ports`). Fuzz loops honour `HOSTILE_SEED` (the master seed),
 //! `HOSTILE_FUZZ_SECS` (time per loop, default 2) and print the case seed of any failure.
 
+mod common;
 mod hostile_util;
 
 use hostile_util::*;
@@ -42,6 +43,16 @@ fn now_ms() -> u64 {
 
 fn connected(host: &str) -> String {
     format!("{host} (127.0.0.1) connected")
+}
+
+/// Asserts `cl` (reporting as `host`) joins `srv` within 10 s.
+fn assert_connected(srv: &Proc, cl: &Proc, host: &str) {
+    assert!(
+        srv.wait_for(&connected(host), Duration::from_secs(10)),
+        "{}\n{}",
+        srv.output(),
+        cl.output()
+    );
 }
 
 /// The server's view of a real client that must not have been disturbed: connected exactly
@@ -170,9 +181,9 @@ const REPLAY_HOST: &str = "hostile-replay-pc";
 fn replayed_starts_and_stops_do_not_move_a_client_out_of_its_session() {
     let dir = temp_dir("udp-replay");
     let (sport, cport) = ports(40);
-    let (key_path, key) = keygen(&dir, "k.key");
+    let (key_path, key) = keygen_with_key(&dir, "k.key");
     let recorder = Recorder::start(cport);
-    let mut cl = client(&dir, &key_path, cport, REPLAY_HOST);
+    let mut cl = client(&dir, &key_path, cport, REPLAY_HOST, &[]);
     assert!(
         cl.wait_for("waiting for announcements", Duration::from_secs(5)),
         "{}",
@@ -180,14 +191,9 @@ fn replayed_starts_and_stops_do_not_move_a_client_out_of_its_session() {
     );
 
     // Session A: the client joins, then the server stops it (stop datagrams on the wire).
-    let mut s1 = server(&dir, &key_path, sport, cport, None);
+    let mut s1 = server(&dir, &key_path, sport, cport, &[]);
     let sid_a = wait_session(&s1);
-    assert!(
-        s1.wait_for(&connected(REPLAY_HOST), Duration::from_secs(10)),
-        "{}\n{}",
-        s1.output(),
-        cl.output()
-    );
+    assert_connected(&s1, &cl, REPLAY_HOST);
     s1.signal(libc::SIGINT);
     assert_eq!(
         s1.wait_exit(Duration::from_secs(10)),
@@ -202,15 +208,10 @@ fn replayed_starts_and_stops_do_not_move_a_client_out_of_its_session() {
     );
 
     // Session B on the same ports: the client's current session.
-    let mut s2 = server(&dir, &key_path, sport, cport, None);
+    let mut s2 = server(&dir, &key_path, sport, cport, &[]);
     let sid_b = wait_session(&s2);
     assert_ne!(sid_a, sid_b);
-    assert!(
-        s2.wait_for(&connected(REPLAY_HOST), Duration::from_secs(10)),
-        "{}\n{}",
-        s2.output(),
-        cl.output()
-    );
+    assert_connected(&s2, &cl, REPLAY_HOST);
     wait_capture(&dir, REPLAY_HOST, Duration::from_secs(10));
     let captured = recorder.finish();
 
@@ -285,18 +286,13 @@ fn corrupted_forged_and_random_datagrams_are_dropped_and_counted() {
     let dir = temp_dir("udp-forged");
     let (sport, cport) = ports(41);
     let (_, wport) = ports(42);
-    let (key_path, key) = keygen(&dir, "k.key");
-    let mut waiting = client(&dir, &key_path, wport, WAITING);
+    let (key_path, key) = keygen_with_key(&dir, "k.key");
+    let mut waiting = client(&dir, &key_path, wport, WAITING, &[]);
     let waiting_started = Instant::now();
-    let mut cl = client(&dir, &key_path, cport, HOST);
-    let mut srv = server(&dir, &key_path, sport, cport, None);
+    let mut cl = client(&dir, &key_path, cport, HOST, &[]);
+    let mut srv = server(&dir, &key_path, sport, cport, &[]);
     let sid = wait_session(&srv);
-    assert!(
-        srv.wait_for(&connected(HOST), Duration::from_secs(10)),
-        "{}\n{}",
-        srv.output(),
-        cl.output()
-    );
+    assert_connected(&srv, &cl, HOST);
     assert!(waiting.wait_for("waiting for announcements", Duration::from_secs(5)));
     wait_capture(&dir, HOST, Duration::from_secs(10));
 
@@ -602,16 +598,11 @@ fn garbage_oversized_silent_and_slowloris_peers_are_dropped_and_others_keep_repo
     const HOST: &str = "hostile-tcp-pc";
     let dir = temp_dir("tcp-garbage");
     let (sport, cport) = ports(43);
-    let (key_path, key) = keygen(&dir, "k.key");
-    let mut srv = server(&dir, &key_path, sport, cport, None);
+    let (key_path, key) = keygen_with_key(&dir, "k.key");
+    let mut srv = server(&dir, &key_path, sport, cport, &[]);
     let sid = wait_session(&srv);
-    let mut cl = client(&dir, &key_path, cport, HOST);
-    assert!(
-        srv.wait_for(&connected(HOST), Duration::from_secs(10)),
-        "{}\n{}",
-        srv.output(),
-        cl.output()
-    );
+    let mut cl = client(&dir, &key_path, cport, HOST, &[]);
+    assert_connected(&srv, &cl, HOST);
     wait_capture(&dir, HOST, Duration::from_secs(10));
 
     // The slow peers run in threads while the fast cases go on.
@@ -770,16 +761,11 @@ fn replayed_reordered_and_forged_frames_close_only_their_connection() {
     const HOST: &str = "hostile-frames-pc";
     let dir = temp_dir("tcp-frames");
     let (sport, cport) = ports(44);
-    let (key_path, key) = keygen(&dir, "k.key");
-    let mut srv = server(&dir, &key_path, sport, cport, None);
+    let (key_path, key) = keygen_with_key(&dir, "k.key");
+    let mut srv = server(&dir, &key_path, sport, cport, &[]);
     let sid = wait_session(&srv);
-    let mut cl = client(&dir, &key_path, cport, HOST);
-    assert!(
-        srv.wait_for(&connected(HOST), Duration::from_secs(10)),
-        "{}\n{}",
-        srv.output(),
-        cl.output()
-    );
+    let mut cl = client(&dir, &key_path, cport, HOST, &[]);
+    assert_connected(&srv, &cl, HOST);
     wait_capture(&dir, HOST, Duration::from_secs(10));
     let tag = format!("{:08x}", Rng::new(now_ms()).next() as u32);
 
@@ -890,16 +876,11 @@ fn a_thousand_connections_at_once_do_not_lock_out_real_clients() {
     raise_nofile(8192);
     let dir = temp_dir("tcp-flood");
     let (sport, cport) = ports(45);
-    let (key_path, _) = keygen(&dir, "k.key");
-    let mut srv = server(&dir, &key_path, sport, cport, None);
+    let (key_path, _) = keygen_with_key(&dir, "k.key");
+    let mut srv = server(&dir, &key_path, sport, cport, &[]);
     wait_session(&srv);
-    let mut first = client(&dir, &key_path, cport, FIRST);
-    assert!(
-        srv.wait_for(&connected(FIRST), Duration::from_secs(10)),
-        "{}\n{}",
-        srv.output(),
-        first.output()
-    );
+    let mut first = client(&dir, &key_path, cport, FIRST, &[]);
+    assert_connected(&srv, &first, FIRST);
     wait_capture(&dir, FIRST, Duration::from_secs(10));
 
     // Four threads open the connections as fast as the kernel lets them (the listen backlog
@@ -929,7 +910,7 @@ fn a_thousand_connections_at_once_do_not_lock_out_real_clients() {
     assert!(wait_until(Duration::from_secs(10), || open
         .load(Ordering::SeqCst)
         >= N / 2));
-    let mut late = client(&dir, &key_path, cport, LATE);
+    let mut late = client(&dir, &key_path, cport, LATE, &[]);
     let conns: Vec<TcpStream> = threads
         .into_iter()
         .flat_map(|t| t.join().unwrap())
@@ -1580,16 +1561,11 @@ fn a_flood_beyond_the_descriptor_limit_neither_spins_nor_floods_the_output() {
     raise_nofile(8192);
     let dir = temp_dir("tcp-fdlimit");
     let (sport, cport) = ports(46);
-    let (key_path, _) = keygen(&dir, "k.key");
-    let mut srv = server(&dir, &key_path, sport, cport, Some(64));
+    let (key_path, _) = keygen_with_key(&dir, "k.key");
+    let mut srv = server_limited(&dir, &key_path, sport, cport, &[], Some(64));
     wait_session(&srv);
-    let mut first = client(&dir, &key_path, cport, FIRST);
-    assert!(
-        srv.wait_for(&connected(FIRST), Duration::from_secs(10)),
-        "{}\n{}",
-        srv.output(),
-        first.output()
-    );
+    let mut first = client(&dir, &key_path, cport, FIRST, &[]);
+    assert_connected(&srv, &first, FIRST);
     wait_capture(&dir, FIRST, Duration::from_secs(10));
 
     let conns: Vec<TcpStream> = (0..200)
@@ -1622,7 +1598,7 @@ fn a_flood_beyond_the_descriptor_limit_neither_spins_nor_floods_the_output() {
         warnings <= 50,
         "the server printed {warnings} 'accept failed' warnings in about 2 s"
     );
-    let mut late = client(&dir, &key_path, cport, LATE);
+    let mut late = client(&dir, &key_path, cport, LATE, &[]);
     assert!(
         srv.wait_for(&connected(LATE), Duration::from_secs(10)),
         "no client could join after the flood:\n{}\n{}",
@@ -1716,12 +1692,12 @@ fn replayed_starts_from_many_silent_addresses_do_not_keep_a_waiting_client_from_
     let dir = temp_dir("udp-lured");
     let (sport, cport) = ports(49);
     let (old_port, _) = ports(50);
-    let (key_path, key) = keygen(&dir, "k.key");
-    let mut cl = client(&dir, &key_path, cport, HOST);
+    let (key_path, key) = keygen_with_key(&dir, "k.key");
+    let mut cl = client(&dir, &key_path, cport, HOST, &[]);
     assert!(cl.wait_for("waiting for announcements", Duration::from_secs(5)));
     let replayer = Replayer::start(&key, cport, old_port, 20);
     std::thread::sleep(Duration::from_secs(1));
-    let srv = server(&dir, &key_path, sport, cport, None);
+    let srv = server(&dir, &key_path, sport, cport, &[]);
     let t0 = Instant::now();
     let joined = wait_until(Duration::from_secs(8), || has_connected_line(&srv, HOST));
     let took = t0.elapsed();
@@ -1746,16 +1722,11 @@ fn replayed_starts_from_many_silent_addresses_do_not_freeze_a_disconnected_clien
     let dir = temp_dir("udp-outage");
     let (sport, cport) = ports(47);
     let (old_port, _) = ports(48);
-    let (key_path, key) = keygen(&dir, "k.key");
-    let mut s1 = server(&dir, &key_path, sport, cport, None);
+    let (key_path, key) = keygen_with_key(&dir, "k.key");
+    let mut s1 = server(&dir, &key_path, sport, cport, &[]);
     wait_session(&s1);
-    let mut cl = client(&dir, &key_path, cport, HOST);
-    assert!(
-        s1.wait_for(&connected(HOST), Duration::from_secs(10)),
-        "{}\n{}",
-        s1.output(),
-        cl.output()
-    );
+    let mut cl = client(&dir, &key_path, cport, HOST, &[]);
+    assert_connected(&s1, &cl, HOST);
     wait_capture(&dir, HOST, Duration::from_secs(10));
 
     let replayer = Replayer::start(&key, cport, old_port, 20);
@@ -1763,7 +1734,7 @@ fn replayed_starts_from_many_silent_addresses_do_not_freeze_a_disconnected_clien
     s1.signal(libc::SIGKILL);
     let _ = s1.wait_exit(Duration::from_secs(5));
     std::thread::sleep(Duration::from_secs(2));
-    let s2 = server(&dir, &key_path, sport, cport, None);
+    let s2 = server(&dir, &key_path, sport, cport, &[]);
     let t0 = Instant::now();
     let back = wait_until(Duration::from_secs(8), || has_connected_line(&s2, HOST));
     let took = t0.elapsed();

@@ -5,10 +5,12 @@
 
 #![cfg(target_os = "linux")]
 
-use std::io::{BufRead, BufReader};
+mod common;
+
+use common::{kill_if_running, spawn_lines};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 /// A running worker with its stdout lines arriving on a channel.
@@ -20,28 +22,12 @@ struct Worker {
 
 impl Worker {
     fn start() -> Worker {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_proctor"))
-            .arg("__mount-worker")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn proctor __mount-worker");
-        let stdout = child.stdout.take().expect("stdout piped");
+        let (mut child, lines) = spawn_lines(&["__mount-worker"], "proctor __mount-worker");
         let stdin = child.stdin.take();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
         Worker {
             child,
             stdin,
-            lines: rx,
+            lines,
         }
     }
 
@@ -95,10 +81,7 @@ impl Worker {
 impl Drop for Worker {
     fn drop(&mut self) {
         // Only reached with the child still running when a test failed.
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        kill_if_running(&mut self.child);
     }
 }
 

@@ -8,14 +8,11 @@
 //!
 //! Names and ports are unique per test process, and every wait has a timeout.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream, UdpSocket};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::time::{Duration, Instant};
+mod common;
 
-const STARTUP: Duration = Duration::from_secs(15);
-const SHORT: Duration = Duration::from_secs(5);
+use common::{CaptureWorker as Worker, SHORT};
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream, UdpSocket};
 
 /// A minimal TLS 1.2-framed ClientHello record asking for `name`: one cipher suite, no session
 /// id, null compression, a padding extension, then `server_name`.
@@ -73,116 +70,13 @@ fn dns_response(qname: &str, addr: [u8; 4]) -> Vec<u8> {
     m
 }
 
-/// A running worker; killed (if still running) when dropped, so a failing test leaves nothing.
-struct Worker {
-    child: Child,
-    lines: Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Worker {
-    fn spawn() -> Worker {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_proctor"))
-            .args(["__capture-worker", "--iface", "lo"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn capture worker");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Worker {
-            child,
-            lines: rx,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Waits for a line satisfying `pred`, keeping every line read in `seen`.
-    fn wait_for(&mut self, what: &str, timeout: Duration, pred: impl Fn(&str) -> bool) -> String {
-        if let Some(l) = self.seen.iter().find(|l| pred(l)) {
-            return l.clone();
-        }
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(l) => {
-                    self.seen.push(l.clone());
-                    if pred(&l) {
-                        return l;
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => {
-                    panic!("timed out waiting for {what}; saw {:#?}", self.seen)
-                }
-                Err(RecvTimeoutError::Disconnected) => {
-                    panic!("worker output ended before {what}; saw {:#?}", self.seen)
-                }
-            }
-        }
-    }
-
-    /// Closes stdin and collects the rest of the output until the worker exits.
-    fn stop(&mut self) -> std::process::ExitStatus {
-        drop(self.child.stdin.take());
-        let deadline = Instant::now() + SHORT;
-        loop {
-            while let Ok(l) = self.lines.try_recv() {
-                self.seen.push(l);
-            }
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                while let Ok(l) = self.lines.recv_timeout(Duration::from_millis(200)) {
-                    self.seen.push(l);
-                }
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "worker did not exit: {:#?}",
-                self.seen
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// The detail of every `net` line read so far.
-    fn net_details(&self) -> Vec<String> {
-        self.seen
-            .iter()
-            .filter_map(|l| l.strip_prefix("net\t"))
-            .filter_map(|l| l.split_once('\t').map(|(_, d)| d.to_string()))
-            .collect()
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
 #[test]
 fn sni_and_dns_names_on_loopback() {
     let pid = std::process::id();
     let sni_name = format!("exam-{pid}.proctor.test");
     let dns_name = format!("site-{pid}.proctor.test");
-    let mut w = Worker::spawn();
-    w.wait_for("the capturing status", STARTUP, |l| {
-        assert!(!l.contains("cannot capture"), "capture failed: {l}");
-        l.starts_with("status\t") && l.contains("capturing on lo")
-    });
+    let mut w = Worker::spawn(&[]);
+    w.wait_started();
 
     // A TLS-like handshake: the client's first bytes are a ClientHello naming the server.
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();

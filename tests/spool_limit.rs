@@ -23,12 +23,7 @@ fn a_full_spool_drops_the_oldest_events_and_says_how_many() {
     let key = keygen(&dir, "k.key");
     let mut srv = server(&dir, &key, sport, cport, &[]);
     let _cl = client(&dir, &key, cport, "full-spool-pc", &["--spool-limit", "30"]);
-    assert!(srv.wait_for(
-        "full-spool-pc (127.0.0.1) connected",
-        Duration::from_secs(10)
-    ));
-    assert!(wait_until(Duration::from_secs(5), || all_logs(&dir)
-        .contains("capturing on lo")));
+    assert_joined_and_capturing(&srv, &_cl, &dir, "full-spool-pc");
     srv.signal(libc::SIGKILL);
     let _ = srv.wait_exit(Duration::from_secs(2));
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();

@@ -5,6 +5,7 @@
 mod common;
 
 use common::*;
+use proctor::crypto::Key;
 use proctor::protocol::SessionId;
 use proctor::protocol::announce::{AnnounceKind, Announcement};
 use std::net::UdpSocket;
@@ -39,14 +40,30 @@ fn signing_pair(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBu
     (secret, public)
 }
 
+/// Broadcasts (to 127.255.255.255 only) a stop of `session` sealed with the shared `key`, as a
+/// lab PC holding that key could. Sent a few times: one that arrives while the client is still
+/// finishing its join is read by the waiting loop, which ignores stops.
+fn send_forged_stop(key: &Key, sport: u16, cport: u16, session: SessionId) {
+    let forged = Announcement {
+        kind: AnnounceKind::Stop,
+        tcp_port: sport,
+        session,
+        ts_ms: 0,
+    }
+    .seal(key);
+    let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sender.set_broadcast(true).unwrap();
+    for _ in 0..5 {
+        sender.send_to(&forged, ("127.255.255.255", cport)).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 #[test]
 fn a_lab_pc_with_the_shared_key_cannot_stop_or_impersonate_a_signing_server() {
     let dir = temp_dir("strong");
     let (sport, cport) = ports(30);
-    let key_path = keygen(&dir, "k.key");
-    let key = proctor::keyfile::parse(&std::fs::read_to_string(&key_path).unwrap())
-        .unwrap()
-        .key;
+    let (key_path, key) = keygen_with_key(&dir, "k.key");
     let (secret, public) = signing_pair(&dir);
     let pubarg = public.display().to_string();
 
@@ -87,31 +104,10 @@ fn a_lab_pc_with_the_shared_key_cannot_stop_or_impersonate_a_signing_server() {
         srv.output(),
         cl.output()
     );
-    let sid_hex = srv
-        .output()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("session ")
-                .and_then(|r| r.split(' ').next())
-                .map(str::to_string)
-        })
-        .unwrap();
-    let session = SessionId::from_hex(&sid_hex).unwrap();
+    let session = session_id(&srv).unwrap();
 
     // The student forges a stop of the running session, sealed correctly with the shared key.
-    let forged = Announcement {
-        kind: AnnounceKind::Stop,
-        tcp_port: sport,
-        session,
-        ts_ms: 0,
-    }
-    .seal(&key);
-    let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
-    sender.set_broadcast(true).unwrap();
-    for _ in 0..5 {
-        sender.send_to(&forged, ("127.255.255.255", cport)).unwrap();
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    send_forged_stop(&key, sport, cport, session);
     std::thread::sleep(Duration::from_millis(500));
     assert!(
         !cl.output().contains("ended"),
@@ -135,38 +131,12 @@ fn without_the_public_key_the_same_forged_stop_does_end_monitoring() {
     // The contrast that shows what the stronger mode buys (and that the test above can fail).
     let dir = temp_dir("weak");
     let (sport, cport) = ports(31);
-    let key_path = keygen(&dir, "k.key");
-    let key = proctor::keyfile::parse(&std::fs::read_to_string(&key_path).unwrap())
-        .unwrap()
-        .key;
+    let (key_path, key) = keygen_with_key(&dir, "k.key");
     let srv = server(&dir, &key_path, sport, cport, &[]);
     let cl = client(&dir, &key_path, cport, "weak-pc", &[]);
     assert!(srv.wait_for("weak-pc (127.0.0.1) connected", Duration::from_secs(10)));
-    let sid_hex = srv
-        .output()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("session ")
-                .and_then(|r| r.split(' ').next())
-                .map(str::to_string)
-        })
-        .unwrap();
-    let session = SessionId::from_hex(&sid_hex).unwrap();
-    let forged = Announcement {
-        kind: AnnounceKind::Stop,
-        tcp_port: sport,
-        session,
-        ts_ms: 0,
-    }
-    .seal(&key);
-    let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
-    sender.set_broadcast(true).unwrap();
-    // Sent a few times: one that arrives while the client is still finishing its join is read
-    // by the waiting loop, which ignores stops.
-    for _ in 0..5 {
-        sender.send_to(&forged, ("127.255.255.255", cport)).unwrap();
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let session = session_id(&srv).unwrap();
+    send_forged_stop(&key, sport, cport, session);
     assert!(
         cl.wait_for("ended", Duration::from_secs(8)),
         "{}",

@@ -6,24 +6,9 @@ mod common;
 use common::*;
 use proctor::client::link::{Identity, Link, Trust};
 use proctor::event::EventKind;
-use proctor::protocol::SessionId;
 use proctor::protocol::message::Message;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-
-fn session_of(srv: &Proc) -> SessionId {
-    assert!(srv.wait_for("session ", Duration::from_secs(5)));
-    let hex = srv
-        .output()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("session ")
-                .and_then(|r| r.split(' ').next())
-                .map(str::to_string)
-        })
-        .unwrap();
-    SessionId::from_hex(&hex).unwrap()
-}
 
 fn event(seq: u64, detail: &[u8]) -> Message {
     Message::Event {
@@ -63,7 +48,7 @@ fn gaps_are_written_as_warnings_duplicates_are_dropped_and_hostile_text_is_escap
         .unwrap()
         .key;
     let srv = server(&dir, &key_path, sport, cport, &[]);
-    let session = session_of(&srv);
+    let session = wait_session(&srv);
     let trust = Trust {
         key,
         server_public: None,
@@ -98,11 +83,7 @@ fn gaps_are_written_as_warnings_duplicates_are_dropped_and_hostile_text_is_escap
     send_and_wait_ack(&mut link, &[event(6, b"resent"), event(7, b"seventh")], 7);
 
     let dirs = session_dirs(&dir);
-    let files: Vec<_> = std::fs::read_dir(&dirs[0])
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .collect();
+    let files = log_files(&dirs[0]);
     assert_eq!(files.len(), 1);
     let name = files[0].file_name().unwrap().to_string_lossy().into_owned();
     assert!(
@@ -147,7 +128,7 @@ fn many_simulated_clients_stream_concurrently_and_every_event_lands_once_in_its_
     let (sport, cport) = ports(33);
     let key_path = keygen(&dir, "k.key");
     let srv = server(&dir, &key_path, sport, cport, &[]);
-    let session = session_of(&srv);
+    let session = wait_session(&srv);
     let out = std::process::Command::new(bin())
         .args([
             "__loadgen",
@@ -178,11 +159,7 @@ fn many_simulated_clients_stream_concurrently_and_every_event_lands_once_in_its_
     let report = String::from_utf8_lossy(&out.stdout);
     assert!(report.contains("\"events\":40000"), "{report}");
     let dirs = session_dirs(&dir);
-    let files: Vec<_> = std::fs::read_dir(&dirs[0])
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .collect();
+    let files = log_files(&dirs[0]);
     assert_eq!(files.len(), 20);
     for f in files {
         let text = std::fs::read_to_string(&f).unwrap();

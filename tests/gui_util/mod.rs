@@ -1,8 +1,10 @@
 //! Helpers for the window tests (tests/gui.rs): a private virtual X server per test, the real
 //! binary started on that display, `xdotool` to find and click the window, and a small JSON
 //! reader for the `--dump-state` file. Every wait has a deadline; every child is killed on drop.
+//! The process, key, argument and log helpers come from tests/common and are re-exported here.
 #![allow(dead_code)]
 
+pub use crate::common::*;
 use std::collections::BTreeMap;
 use std::ffi::{CString, c_char, c_int, c_long, c_ulong, c_void};
 use std::io::{BufRead, BufReader};
@@ -10,50 +12,22 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The proctor binary under test.
-pub fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_proctor")
-}
-
 /// A fresh directory for one test.
 pub fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("proctor-gui-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("create temp dir");
-    d
+    temp_dir_named("gui", name)
 }
 
 /// A (server TCP, client UDP) port pair unique to this test process and slot, below the
-/// kernel's ephemeral range.
+/// kernel's ephemeral range (a smaller block per process than tests/common's `ports`).
 pub fn ports(slot: u16) -> (u16, u16) {
     let base = 20000 + (std::process::id() % 600) as u16 * 20 + slot * 2;
     (base, base + 1)
 }
 
-/// Writes a fresh real key (mode 0600) into `dir`.
-pub fn keygen(dir: &Path) -> PathBuf {
-    let p = dir.join("k.key");
-    let out = Command::new(bin())
-        .args(["keygen", "-o"])
-        .arg(&p)
-        .output()
-        .expect("run keygen");
-    assert!(out.status.success(), "keygen failed: {out:?}");
-    p
-}
-
-/// Polls `cond` every 50 ms until it holds or `timeout` passes.
-pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+/// Polls `cond` every 50 ms (conditions here often run `xdotool`) until it holds or `timeout`
+/// passes.
+pub fn wait_until(timeout: Duration, cond: impl FnMut() -> bool) -> bool {
+    wait_until_every(Duration::from_millis(50), timeout, cond)
 }
 
 /// A private Xvfb server (it picks a free display itself and tells us which); killed on drop.
@@ -251,15 +225,9 @@ union XEvent {
     pad: [c_long; 24],
 }
 
-/// A child process whose stdout+stderr go to a file; killed on drop.
-pub struct Proc {
-    child: Child,
-    out: PathBuf,
-}
-
 impl Proc {
     /// Starts the binary with `args` (and `DISPLAY` when given), output to `out`.
-    pub fn start(args: &[String], out: PathBuf, display: Option<&str>) -> Proc {
+    pub fn start_on(args: &[String], out: PathBuf, display: Option<&str>) -> Proc {
         Self::start_with(bin(), &[], args, out, display)
     }
 
@@ -271,119 +239,34 @@ impl Proc {
         out: PathBuf,
         display: Option<&str>,
     ) -> Proc {
-        let f = std::fs::File::create(&out).expect("create output file");
         let mut cmd = Command::new(program);
         cmd.args(pre);
         if program != bin() {
             cmd.arg(bin());
         }
-        cmd.args(args)
-            .stdin(Stdio::null())
-            .stdout(f.try_clone().expect("dup output file"))
-            .stderr(f);
+        cmd.args(args);
         match display {
             Some(d) => cmd.env("DISPLAY", d),
             None => cmd.env_remove("DISPLAY"),
         };
-        let child = cmd.spawn().expect("start proctor");
-        Proc { child, out }
-    }
-
-    /// The process id.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Everything the process printed so far.
-    pub fn output(&self) -> String {
-        std::fs::read_to_string(&self.out).unwrap_or_default()
-    }
-
-    /// Waits until the output contains `needle`.
-    pub fn wait_for(&self, needle: &str, timeout: Duration) -> bool {
-        wait_until(timeout, || self.output().contains(needle))
-    }
-
-    /// Sends a signal.
-    pub fn signal(&self, sig: i32) {
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe {
-            libc::kill(self.child.id() as i32, sig);
-        }
-    }
-
-    /// Waits for exit with a deadline; the exit code (None if killed or still running).
-    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if let Ok(Some(st)) = self.child.try_wait() {
-                return st.code();
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        None
+        Proc::spawn(cmd, out)
     }
 }
 
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The window server on loopback for a test, always announcing to 127.255.255.255 only.
-pub fn server_args(dir: &Path, key: &Path, sport: u16, cport: u16, extra: &[&str]) -> Vec<String> {
-    let mut a: Vec<String> = vec![
-        "server".into(),
-        "-s".into(),
-        sport.to_string(),
-        "-c".into(),
-        cport.to_string(),
-        "-k".into(),
-        key.display().to_string(),
-        "--logs".into(),
-        dir.join("logs").display().to_string(),
-        "--broadcast".into(),
-        "127.255.255.255".into(),
-        "--announce-every".into(),
-        "0.5".into(),
-        "--dump-state".into(),
-        dir.join("state.json").display().to_string(),
-    ];
+/// The window server on loopback for a test (tests/common's arguments without `--headless`),
+/// dumping its state to `<dir>/state.json`.
+pub fn gui_server_args(
+    dir: &Path,
+    key: &Path,
+    sport: u16,
+    cport: u16,
+    extra: &[&str],
+) -> Vec<String> {
+    let mut a = server_args(dir, key, sport, cport);
+    a.push("--dump-state".into());
+    a.push(dir.join("state.json").display().to_string());
     a.extend(extra.iter().map(|s| s.to_string()));
     a
-}
-
-/// A client capturing on `lo` only.
-pub fn client(dir: &Path, key: &Path, cport: u16, host: &str) -> Proc {
-    Proc::start(
-        &client_args(dir, key, cport, host, &[]),
-        dir.join(format!("client-{host}.out")),
-        None,
-    )
-}
-
-/// Arguments of a client capturing on `lo` only, with its own spool directory under `dir`.
-pub fn client_args(dir: &Path, key: &Path, cport: u16, host: &str, extra: &[&str]) -> Vec<String> {
-    let mut args: Vec<String> = [
-        "client",
-        "-p",
-        &cport.to_string(),
-        "-k",
-        &key.display().to_string(),
-        "-i",
-        "lo",
-        "--hostname",
-        host,
-        "--spool",
-        &dir.join(format!("spool-{host}")).display().to_string(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    args.extend(extra.iter().map(|s| s.to_string()));
-    args
 }
 
 /// Sends `count` one-byte UDP datagrams to 127.0.0.1:`port`, paced at `per_sec`.
@@ -397,65 +280,6 @@ pub fn udp_flood(port: u16, count: u32, per_sec: u32) {
             if let Some(d) = due.checked_duration_since(Instant::now()) {
                 std::thread::sleep(d);
             }
-        }
-    }
-}
-
-/// All log text of every client in every session under `<dir>/logs`.
-pub fn all_logs(dir: &Path) -> String {
-    let mut s = String::new();
-    let Ok(sessions) = std::fs::read_dir(dir.join("logs")) else {
-        return s;
-    };
-    for d in sessions.flatten() {
-        if let Ok(files) = std::fs::read_dir(d.path()) {
-            for f in files.flatten() {
-                s.push_str(&std::fs::read_to_string(f.path()).unwrap_or_default());
-            }
-        }
-    }
-    s
-}
-
-/// A tmpfs mount removed on drop (lazily, if the test failed in between).
-pub struct TmpfsMount {
-    path: PathBuf,
-    mounted: bool,
-}
-
-impl TmpfsMount {
-    /// Mounts a 1 MiB tmpfs named `source` on `path`.
-    pub fn mount(path: &Path, source: &str) -> TmpfsMount {
-        std::fs::create_dir_all(path).expect("create mount point");
-        let st = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=1m", source])
-            .arg(path)
-            .status()
-            .expect("run mount");
-        assert!(st.success(), "mount failed (the GUI tests need root)");
-        TmpfsMount {
-            path: path.to_path_buf(),
-            mounted: true,
-        }
-    }
-
-    /// Unmounts now.
-    pub fn unmount(&mut self) {
-        if self.mounted {
-            let st = Command::new("umount")
-                .arg(&self.path)
-                .status()
-                .expect("run umount");
-            assert!(st.success(), "umount failed");
-            self.mounted = false;
-        }
-    }
-}
-
-impl Drop for TmpfsMount {
-    fn drop(&mut self) {
-        if self.mounted {
-            let _ = Command::new("umount").arg("-l").arg(&self.path).status();
         }
     }
 }

@@ -1,269 +1,27 @@
 //! Helpers for tests/hostile.rs: run the real binary on loopback, find its output, poke its
 //! sockets, and a small deterministic random number generator for the fuzz-style loops.
 //!
-//! Kept apart from tests/common so the hostile-input tests own their ports (slots 40..80 of the
-//! same per-process port block, never used by e2e.rs) and do not depend on helpers others edit.
+//! Everything not specific to hostile input (processes, servers, clients, sessions) comes from
+//! tests/common and is re-exported here; the hostile-input tests own their ports (slots 40..80 of
+//! the same per-process port block, never used by e2e.rs).
 #![allow(dead_code)]
 
-use proctor::crypto::Key;
-use proctor::protocol::SessionId;
+pub use crate::common::*;
 use std::io::{ErrorKind, Read};
 use std::net::{TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
-
-/// The proctor binary under test.
-pub fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_proctor")
-}
 
 /// A fresh directory for one test.
 pub fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("proctor-hostile-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    temp_dir_named("hostile", name)
 }
 
-/// A port pair unique to this test process and slot. Same block formula as tests/common, so a
-/// slot in 40..80 can never meet the slots e2e.rs uses, whatever the two processes' ids.
+/// A port pair unique to this test process and slot: tests/common's, limited to slots 40..80 so
+/// they can never meet the slots e2e.rs uses, whatever the two processes' ids.
 pub fn ports(slot: u16) -> (u16, u16) {
     assert!((40..80).contains(&slot), "hostile tests use slots 40..80");
-    let base = 20000 + ((std::process::id() as u16 % 150) * 200) % 20000 + slot * 2;
-    (base, base + 1)
-}
-
-/// Writes a fresh real key (mode 0600) into `dir`; returns its path and the key itself.
-pub fn keygen(dir: &Path, name: &str) -> (PathBuf, Key) {
-    let p = dir.join(name);
-    let out = Command::new(bin())
-        .args(["keygen", "-o"])
-        .arg(&p)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "keygen failed: {out:?}");
-    let key = proctor::keyfile::parse(&std::fs::read_to_string(&p).unwrap())
-        .unwrap()
-        .key;
-    (p, key)
-}
-
-/// A child process whose stdout+stderr go to a file; killed on drop.
-pub struct Proc {
-    pub child: Child,
-    pub out: PathBuf,
-}
-
-impl Proc {
-    /// Starts the binary with `args`, output to `out`, optionally with a lower limit on open
-    /// files (RLIMIT_NOFILE, soft and hard).
-    pub fn start(args: &[&str], out: PathBuf, nofile: Option<u64>) -> Proc {
-        use std::os::unix::process::CommandExt;
-        let f = std::fs::File::create(&out).unwrap();
-        let mut cmd = Command::new(bin());
-        cmd.args(args)
-            .stdin(Stdio::null())
-            .stdout(f.try_clone().unwrap())
-            .stderr(f);
-        if let Some(n) = nofile {
-            // SAFETY: setrlimit is a plain system call, safe between fork and exec.
-            unsafe {
-                cmd.pre_exec(move || {
-                    let r = libc::rlimit {
-                        rlim_cur: n as libc::rlim_t,
-                        rlim_max: n as libc::rlim_t,
-                    };
-                    if libc::setrlimit(libc::RLIMIT_NOFILE, &r) != 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    Ok(())
-                });
-            }
-        }
-        Proc {
-            child: cmd.spawn().unwrap(),
-            out,
-        }
-    }
-
-    /// Everything the process printed so far.
-    pub fn output(&self) -> String {
-        std::fs::read_to_string(&self.out).unwrap_or_default()
-    }
-
-    /// Waits until the output contains `needle`.
-    pub fn wait_for(&self, needle: &str, timeout: Duration) -> bool {
-        wait_until(timeout, || self.output().contains(needle))
-    }
-
-    /// Sends a signal.
-    pub fn signal(&self, sig: i32) {
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe {
-            libc::kill(self.child.id() as i32, sig);
-        }
-    }
-
-    /// Whether the process is still running.
-    pub fn alive(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-
-    /// Waits for exit with a deadline; returns the exit code (None if killed or timed out).
-    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if let Ok(Some(st)) = self.child.try_wait() {
-                return st.code();
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
-    }
-
-    /// Asserts the process is alive and never panicked.
-    pub fn assert_healthy(&mut self, what: &str) {
-        let out = self.output();
-        assert!(
-            !out.contains("panicked"),
-            "{what} panicked:\n{}",
-            tail(&out)
-        );
-        assert!(self.alive(), "{what} is no longer running:\n{}", tail(&out));
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The last 60 lines of some output, for failure messages.
-pub fn tail(s: &str) -> String {
-    let lines: Vec<&str> = s.lines().collect();
-    lines[lines.len().saturating_sub(60)..].join("\n")
-}
-
-/// Polls `cond` every 20 ms until it holds or the timeout passes.
-pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn now_nanos() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos()
-}
-
-/// Starts a headless server on loopback (announcing to 127.255.255.255 every 0.5 s).
-pub fn server(dir: &Path, key: &Path, sport: u16, cport: u16, nofile: Option<u64>) -> Proc {
-    let args = [
-        "server".to_string(),
-        "--headless".into(),
-        "-s".into(),
-        sport.to_string(),
-        "-c".into(),
-        cport.to_string(),
-        "-k".into(),
-        key.display().to_string(),
-        "--logs".into(),
-        dir.join("logs").display().to_string(),
-        "--broadcast".into(),
-        "127.255.255.255".into(),
-        "--announce-every".into(),
-        "0.5".into(),
-    ];
-    let a: Vec<&str> = args.iter().map(String::as_str).collect();
-    Proc::start(
-        &a,
-        dir.join(format!("server-{sport}-{}.out", now_nanos())),
-        nofile,
-    )
-}
-
-/// Whether this build's client has `--spool` (then each test client gets its own).
-fn client_has_spool() -> bool {
-    static HAS: OnceLock<bool> = OnceLock::new();
-    *HAS.get_or_init(|| {
-        Command::new(bin())
-            .args(["client", "--help"])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).contains("--spool"))
-            .unwrap_or(false)
-    })
-}
-
-/// Starts a client capturing on `lo`, reporting as `host`.
-pub fn client(dir: &Path, key: &Path, cport: u16, host: &str) -> Proc {
-    let mut args = vec![
-        "client".to_string(),
-        "-p".into(),
-        cport.to_string(),
-        "-k".into(),
-        key.display().to_string(),
-        "-i".into(),
-        "lo".into(),
-        "--hostname".into(),
-        host.into(),
-    ];
-    if client_has_spool() {
-        let spool = dir.join(format!("spool-{host}"));
-        let _ = std::fs::remove_dir_all(&spool);
-        args.push("--spool".into());
-        args.push(spool.display().to_string());
-    }
-    let a: Vec<&str> = args.iter().map(String::as_str).collect();
-    Proc::start(
-        &a,
-        dir.join(format!("client-{host}-{}.out", now_nanos())),
-        None,
-    )
-}
-
-/// The id of the session a headless server announced on stdout (`session <hex> started ...`),
-/// the last one if several.
-pub fn session_id(srv: &Proc) -> Option<SessionId> {
-    let out = srv.output();
-    let line = out
-        .lines()
-        .rfind(|l| l.starts_with("session ") && l.contains(" started"))?;
-    let hex = line.split_whitespace().nth(1)?;
-    if hex.len() != 32 {
-        return None;
-    }
-    let mut b = [0u8; 16];
-    for (i, o) in b.iter_mut().enumerate() {
-        *o = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(SessionId(b))
-}
-
-/// Waits for the server to print the session start, and returns its id.
-pub fn wait_session(srv: &Proc) -> SessionId {
-    let mut id = None;
-    assert!(
-        wait_until(Duration::from_secs(5), || {
-            id = session_id(srv);
-            id.is_some()
-        }),
-        "server did not start a session:\n{}",
-        srv.output()
-    );
-    id.unwrap()
+    crate::common::ports(slot)
 }
 
 /// The text of every log file of `host` (any address, any session) under `<dir>/logs`.
