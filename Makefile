@@ -4,7 +4,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: deps build demo test lint fmt clean gui-screenshot lab-test docs
+.PHONY: deps build demo test lint fmt clean gui-screenshot lab-test docs bench
 
 deps:
 	@bash scripts/install-deps.sh
@@ -39,6 +39,12 @@ lab-test: build
 # loopback clients, one mounting a file system and one killed (root; private Xvfb).
 gui-screenshot: deps
 	$(CARGO) test --test gui -- --ignored screenshot_for_the_readme
+
+# Benchmarks against rsyslog, tcpdump and 500 ms mount polling (root; ~10-15 min on 2 cores);
+# writes BENCHMARKS.md. Not part of `make test`.
+bench: deps
+	@bash scripts/install-bench-deps.sh
+	CARGO=$(CARGO) bash scripts/bench/run.sh
 
 # Man pages and shell completions generated from the clap definitions, into target/docs.
 docs: build

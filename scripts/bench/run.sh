@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# proctor benchmarks (`make bench`): builds the release binary, runs scripts/bench/bench.py's
+# stages side by side with rsyslog, tcpdump and 500 ms mount polling, and writes BENCHMARKS.md.
+#
+# Safety: every stage runs in its own private network namespace (only `lo`, brought up here) and
+# private mount namespace, created with unshare(1) and gone when the stage ends, so no packet
+# leaves the namespace and no mount is visible outside. proctor servers announce only to
+# 127.255.255.255. Every load is bounded in count and time, every stage has a timeout, and the
+# EXIT trap kills whatever bench.py started (recorded in WORK/pids as "pid starttime name", so a
+# reused pid is never hit) and removes the temporary directories.
+#
+# Environment: BENCH_EVENTS (1500000), BENCH_REPS (3), BENCH_STAGES ("ingest live capture"),
+# BENCH_IDLE_SECS (60), BENCH_MOUNTS (50), BENCH_OUT (BENCHMARKS.md), CARGO (cargo).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+HERE="$ROOT/scripts/bench"
+cd "$ROOT"
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "bench: run as root (network and mount namespaces, packet capture, mounts)" >&2
+  exit 3
+fi
+for c in /usr/sbin/rsyslogd tcpdump gcc python3 unshare ss ip timeout; do
+  command -v "$c" >/dev/null || { echo "bench: $c is missing; run scripts/install-bench-deps.sh" >&2; exit 2; }
+done
+
+EVENTS=${BENCH_EVENTS:-1500000}
+REPS=${BENCH_REPS:-3}
+STAGES=${BENCH_STAGES:-ingest live capture}
+IDLE=${BENCH_IDLE_SECS:-60}
+MOUNTS=${BENCH_MOUNTS:-50}
+OUT=${BENCH_OUT:-$ROOT/BENCHMARKS.md}
+CARGO=${CARGO:-cargo}
+
+echo "bench: building the release binary"
+"$CARGO" build --release --quiet
+BIN="$ROOT/target/release/proctor"
+
+WORK=$(mktemp -d /tmp/proctor-bench.XXXXXX)
+cleanup() {
+  local rc=$?
+  if [ -f "$WORK/pids" ]; then
+    local pid st name
+    while read -r pid st name; do
+      if [ -r "/proc/$pid/stat" ] && [ "$(awk '{sub(/.*\) /, ""); print $20}' "/proc/$pid/stat" 2>/dev/null)" = "$st" ]; then
+        echo "bench: stopping leftover $name ($pid)" >&2
+        kill -TERM "$pid" 2>/dev/null || true
+        sleep 0.5
+        kill -KILL "$pid" 2>/dev/null || true
+      fi
+    done < "$WORK/pids"
+  fi
+  if [ -f "$WORK/shm-dirs" ]; then
+    while read -r d; do case "$d" in /dev/shm/proctor-bench-*) rm -rf "$d" ;; esac; done < "$WORK/shm-dirs"
+  fi
+  rm -rf "$WORK"
+  exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# C = 1000 connections: the loadgen, the server and rsyslogd each need > 1000 descriptors.
+HARD=$(ulimit -Hn)
+if [ "$HARD" = unlimited ] || [ "$HARD" -ge 20000 ]; then ulimit -n 20000; else ulimit -n "$HARD"; fi
+if [ "$(ulimit -n)" -lt 4096 ]; then
+  echo "bench: open-files limit $(ulimit -n) is below 4096; C=1000 runs will fail" >&2
+fi
+
+stage() {   # stage NAME TIMEOUT_S ARGS...
+  local name=$1 t=$2; shift 2
+  echo "bench: stage $name (at most $t s)"
+  timeout --kill-after=20 "$t" unshare --net --mount --propagation private -- \
+    bash -c 'ip link set lo up && exec python3 "$@"' bench \
+    "$HERE/bench.py" "$name" --bin "$BIN" --work "$WORK" "$@" \
+    || echo "bench: stage $name failed or timed out (rc=$?); the report says what is missing" >&2
+}
+
+T0=$(date +%s)
+mkdir -p "$WORK/results"
+printf '{"started_utc": "%s"}\n' "$(date -u '+%Y-%m-%d %H:%M')" > "$WORK/results/run.json"
+for s in $STAGES; do
+  case "$s" in
+    ingest)  stage ingest 480 --events "$EVENTS" --reps "$REPS" --conns 1,100,1000 --perf-conns 100 ;;
+    live)    stage live 420 --idle-secs "$IDLE" --mounts "$MOUNTS" --rate 100 --lat-secs 5 ;;
+    capture) stage capture 360 --cap-secs 8 --cap-rate 100000 ;;
+    *) echo "bench: unknown stage $s" >&2 ;;
+  esac
+done
+python3 "$HERE/report.py" "$WORK/results" "$OUT" "$BIN"
+echo "bench: done in $(( $(date +%s) - T0 )) s"
