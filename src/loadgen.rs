@@ -15,10 +15,31 @@ use std::time::{Duration, Instant};
 /// A representative event detail (a new-flow line, about 60 bytes like the real ones).
 const DETAIL: &str = "new tcp 10.0.0.5:51234 -> 142.250.1.1:443 flags=S";
 
+/// Idle time after which a simulated client sends a heartbeat, well inside the server's 2.5 s
+/// silence limit (a real client does the same).
+const HEARTBEAT: Duration = Duration::from_millis(500);
+/// Most events sealed for one connection per pass, so every connection gets data early.
+const PER_PASS: u64 = 256;
+
 struct Sim {
     link: Link,
     next: u64,
     acked: u64,
+    /// Everything acknowledged and Bye sent: the connection is no longer polled.
+    finished: bool,
+}
+
+/// Sends a heartbeat on every connection that has been quiet for [`HEARTBEAT`].
+fn keep_alive(sims: &mut [Sim], now: Instant) -> Result<()> {
+    for s in sims
+        .iter_mut()
+        .filter(|s| !s.finished && s.link.idle_tx_for(now) >= HEARTBEAT)
+    {
+        s.link
+            .send(&Message::Heartbeat)
+            .map_err(|e| Error::Runtime(format!("heartbeat: {e}")))?;
+    }
+    Ok(())
 }
 
 /// Runs `proctor __loadgen`.
@@ -42,7 +63,9 @@ pub fn run(args: &LoadgenArgs) -> Result<()> {
             link,
             next,
             acked: next - 1,
+            finished: false,
         });
+        keep_alive(&mut sims, Instant::now())?;
     }
     let per = args.events;
     let start = Instant::now();
@@ -52,9 +75,11 @@ pub fn run(args: &LoadgenArgs) -> Result<()> {
     let window = args.window.max(1);
     loop {
         let mut done = true;
-        for s in sims.iter_mut() {
+        for s in sims.iter_mut().filter(|s| !s.finished) {
             // Keep up to `window` events in flight per connection, like a client with a backlog.
-            while s.next <= per && s.next - s.acked <= window {
+            let mut budget = PER_PASS;
+            while s.next <= per && s.next - s.acked <= window && budget > 0 {
+                budget -= 1;
                 let m = Message::Event {
                     seq: s.next,
                     ts_ms: crate::timefmt::now_ms(),
@@ -68,8 +93,16 @@ pub fn run(args: &LoadgenArgs) -> Result<()> {
             }
             if s.acked < per {
                 done = false;
+            } else {
+                // All written: say goodbye like a client at the end of a session.
+                s.link
+                    .send(&Message::Bye { last_seq: per })
+                    .map_err(|e| Error::Runtime(format!("bye: {e}")))?;
+                let _ = s.link.flush();
+                s.finished = true;
             }
         }
+        keep_alive(&mut sims, Instant::now())?;
         if done {
             break;
         }
@@ -79,7 +112,9 @@ pub fn run(args: &LoadgenArgs) -> Result<()> {
             ));
         }
         set.clear();
-        for s in &sims {
+        let live: Vec<usize> = (0..sims.len()).filter(|&i| !sims[i].finished).collect();
+        for &i in &live {
+            let s = &sims[i];
             set.push(
                 s.link.fd(),
                 if s.link.wants_write() {
@@ -92,13 +127,14 @@ pub fn run(args: &LoadgenArgs) -> Result<()> {
         set.wait(Duration::from_millis(100))
             .map_err(|e| Error::io("poll", e))?;
         let now = Instant::now();
-        for (i, s) in sims.iter_mut().enumerate() {
-            if set.revents(i) & poll::OUT != 0 {
+        for (slot, &i) in live.iter().enumerate() {
+            let s = &mut sims[i];
+            if set.revents(slot) & poll::OUT != 0 {
                 s.link
                     .flush()
                     .map_err(|e| Error::Runtime(format!("flush: {e}")))?;
             }
-            if set.revents(i) & (poll::IN | poll::ERR_OR_HUP) != 0 {
+            if set.revents(slot) & (poll::IN | poll::ERR_OR_HUP) != 0 {
                 for m in s
                     .link
                     .receive(now)
