@@ -468,12 +468,26 @@ def perf_top(perf_data):
                                         keep=r"proctor::", n=10))
 
 
+def ingest_proctor_once_more(ctx, C, total, timeout):
+    """ingest_proctor, tried a second time (fresh server) if the first run fails: on this shared
+    machine a C=1000 run can still lose connections to the server's 2.5 s silence rule when the
+    load generator gets no CPU for that long. The first failure is kept in the result
+    (`first_attempt_error`), so a retry is never hidden."""
+    try:
+        return ingest_proctor(ctx, C, total, timeout)
+    except Exception as e:
+        log(f"   proctor C={C} failed ({e}); one more attempt")
+        r = ingest_proctor(ctx, C, total, timeout)
+        r["first_attempt_error"] = str(e)
+        return r
+
+
 def stage_ingest(ctx, a):
     runs = []
     quiet = [a.quiet_budget]
     for rep in range(a.reps):
         for C in a.conns:
-            for system, fn in (("proctor", ingest_proctor), ("rsyslog", ingest_rsyslog)):
+            for system, fn in (("proctor", ingest_proctor_once_more), ("rsyslog", ingest_rsyslog)):
                 runs.append(measure(quiet, f"ingest rep {rep + 1}/{a.reps} C={C} {system} ({a.events} events)",
                                     lambda: fn(ctx, C, a.events, a.timeout), system=system, C=C, rep=rep + 1))
                 ctx.save("ingest", dict(events=a.events, runs=runs))
@@ -979,11 +993,11 @@ def start_bench_client(ctx, spool, out, extra=()):
                        stdout=open(out, "ab"), stderr=subprocess.STDOUT)
 
 
-def flows_step(ctx, gen, sdir, step, rate, secs, bound_ms):
-    """RATE new UDP flows per second for SECS (one datagram each, flowgen.c) against a fresh
-    client; every flow's `net new` line is stamped when it becomes readable in the server's
-    file. ok = every flow arrived within BOUND_MS."""
-    n = max(1, int(rate * secs))
+def flows_step(ctx, gen, sdir, step, rate, secs, bound_ms, max_flows):
+    """RATE new UDP flows per second for SECS, at most MAX_FLOWS of them (one datagram each,
+    flowgen.c), against a fresh client; every flow's `net new` line is stamped when it becomes
+    readable in the server's file. ok = every flow arrived within BOUND_MS."""
+    n = max(1, min(int(rate * secs), max_flows))
     sport = FLOW_SPORT0 + step
     spool = os.path.join(ctx.work, f"flows-spool-{step}")
     cout = os.path.join(ctx.work, "flows-client.out")
@@ -1021,7 +1035,7 @@ def flows_step(ctx, gen, sdir, step, rate, secs, bound_ms):
         text = open(cfile, errors="replace").read()
         drops = re.findall(r"pcap drops on lo: kernel=(\d+)", text)
         client_cpu = sum((c1.get(p) or 0) - (c0.get(p) or 0) for p in c1 if p in c0)
-        return dict(rate=rate, flows=g["sent"], gen_rate=g["rate"], gen_errors=g["errors"], seen=len(lat),
+        return dict(rate=rate, flows=g["sent"], gen_secs=g["secs"], gen_rate=g["rate"], gen_errors=g["errors"], seen=len(lat),
                     missing=missing, late=late, ms=lat_s, p99_ms=lat_s.get("p99"), max_ms=lat_s.get("max"),
                     client_cpu_s=round(client_cpu, 2), machine_busy_s=round(busy, 2),
                     kernel_drop_lines=drops, ok=(missing == 0 and late == 0 and g["errors"] == 0))
@@ -1036,7 +1050,7 @@ def stage_flows(ctx, a):
     gen = build_flowgen(ctx)
     logs = os.path.join(ctx.work, "flows-logs")
     shutil.rmtree(logs, ignore_errors=True)
-    res = dict(secs=a.flow_secs, bound_ms=a.flow_bound_ms, steps=[])
+    res = dict(secs=a.flow_secs, bound_ms=a.flow_bound_ms, max_flows=a.flow_max, steps=[])
     quiet = [a.quiet_budget]
     srv = None
     try:
@@ -1044,8 +1058,9 @@ def stage_flows(ctx, a):
         best = worst = None
 
         def step(rate):
-            r = measure(quiet, f"flows: {rate} new flows/s for {a.flow_secs} s",
-                        lambda: flows_step(ctx, gen, sdir, len(res["steps"]), rate, a.flow_secs, a.flow_bound_ms),
+            r = measure(quiet, f"flows: {rate} new flows/s, {min(int(rate * a.flow_secs), a.flow_max)} flows",
+                        lambda: flows_step(ctx, gen, sdir, len(res["steps"]), rate, a.flow_secs, a.flow_bound_ms,
+                                          a.flow_max),
                         rate=rate)
             res["steps"].append(r)
             ctx.save("flows", res)
@@ -1098,6 +1113,8 @@ def main():
                     default=[1000, 2000, 5000, 10000, 20000, 50000, 100000])
     ap.add_argument("--flow-secs", type=float, default=3)
     ap.add_argument("--flow-bound-ms", type=float, default=1000)
+    # below the client's flow table bound (flows::DEFAULT_MAX_FLOWS, 100,000), so no flow is evicted
+    ap.add_argument("--flow-max", type=int, default=90_000)
     a = ap.parse_args()
     ctx = Ctx(a)
 
