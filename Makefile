@@ -40,11 +40,12 @@ lab-test: build
 gui-screenshot: deps
 	$(CARGO) test --test gui -- --ignored screenshot_for_the_readme
 
-# Benchmarks against rsyslog, tcpdump and 500 ms mount polling (root; ~10-15 min on 2 cores);
-# writes BENCHMARKS.md. Not part of `make test`.
+# Benchmarks against rsyslog, tcpdump and 500 ms mount polling (root; ~20 min on 2 cores);
+# writes BENCHMARKS.md. Not part of `make test`. Some stages only:
+# `make bench ONLY=faults,flows` (or BENCH_ONLY=...); the other stages' sections are kept.
 bench: deps
 	@bash scripts/install-bench-deps.sh
-	CARGO=$(CARGO) bash scripts/bench/run.sh
+	CARGO=$(CARGO) bash scripts/bench/run.sh $(if $(ONLY),--only $(ONLY))
 
 # Man pages and shell completions generated from the clap definitions, into target/docs.
 docs: build

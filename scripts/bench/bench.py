@@ -10,7 +10,11 @@ programs on the machine reaches the captures. Stages (each writes RESULTS/<stage
            (UDP datagram -> `net new` line in the file), mount latency vs 500 ms polling, idle
            cost while waiting; plus rsyslog's latency at the same rate (lat.py approach)
   capture  UDP flood on lo: generator alone, tcpdump -w /dev/null, `proctor __capture-worker`
-  report   writes BENCHMARKS.md from the JSON files
+  flows    new UDP flows at increasing rates (flowgen.c) against a real client and server: the
+           highest rate at which every flow's `net new` line reaches the file within 1 s
+
+(The faults stage is faults.sh/faults.py: it needs namespaces of its own. report.py writes
+BENCHMARKS.md from the JSON files.) Every stage takes its measurements through `measure`.
 
 Every process started is recorded in WORK/pids ("pid starttime cmd") so run.sh's EXIT trap can
 kill leftovers by pid; every loop is bounded in count and time. Python standard library only.

@@ -18,19 +18,46 @@ MARKER = "<!-- Everything below this line is written by scripts/bench/run.sh; ed
 
 DEFAULT_HEADER = """# proctor benchmarks
 
-Side-by-side measurements of proctor against rsyslog (ingest, latency), tcpdump (capture) and the
-original design's 500 ms mount polling, all measured in the same run on the same machine.
+Side-by-side measurements of proctor against rsyslog (ingest, latency, forwarding under faults),
+tcpdump (capture) and the original design's 500 ms mount polling, each measured against its
+comparison in the same run on the same machine.
 
-**Rerun** (as root): `make bench`, or by hand `bash scripts/install-bench-deps.sh && bash
-scripts/bench/run.sh`. The deps script installs rsyslog (without starting it), tcpdump and
-linux-perf; run.sh builds `cargo build --release`, runs every stage (about 10-15 minutes on 2
-cores) and rewrites everything below the marker line; this header is kept. Not part of `make test`.
-Everything runs inside a private network namespace (only `lo`) and a private mount namespace
-that disappear with the run. Knobs (environment): `BENCH_EVENTS` (events per ingest run, default
-1500000), `BENCH_REPS` (ingest repetitions, default 3, the table shows the median),
-`BENCH_STAGES` (default `ingest live capture`), `BENCH_IDLE_SECS` (60), `BENCH_MOUNTS` (50).
-The numbers vary with whatever else runs on the machine: each ingest run records the CPU time
-other processes used meanwhile (`others CPU`).
+## How to rerun
+
+As root: `make bench` (installs the benchmark packages with `scripts/install-bench-deps.sh`:
+rsyslog and rsyslog-relp without starting them, tcpdump, gcc, linux-perf; then runs
+`scripts/bench/run.sh`, which builds `cargo build --release` and runs every stage, about 20
+minutes on 2 cores). Not part of `make test`.
+
+Stages, each writing its own sections below:
+
+| stage | measures | sections | about |
+|---|---|---|---|
+| `ingest` | server events/s, CPU, memory at C = 1, 100, 1,000 vs rsyslog imtcp | 1 | 6 min |
+| `live` | event latency vs rsyslog, mount latency vs 500 ms polling, client idle cost | 2, 4, 5 | 4 min |
+| `capture` | UDP flood: packets/s without drops, CPU vs tcpdump | 3 | 4 min |
+| `flows` | new flows per second the client reports within 1 s | 6 | 2 min |
+| `faults` | lab scenarios 3-5 vs rsyslog RELP: lost / duplicated / out of order / seconds to resume | 7 | 5 min |
+
+**Only some stages**: `make bench ONLY=faults,flows`, `BENCH_ONLY=faults,flows make bench`, or
+`scripts/bench/run.sh --only faults,flows`. The sections of the stages not rerun are kept from this
+file (from its raw-results block at the end) and say so, with the date and commit they were
+measured on; the summary's last column does the same per row. Everything below the marker line
+is rewritten by `scripts/bench/report.py`; this header is kept.
+
+Knobs (environment): `BENCH_EVENTS` (events per ingest run, default 1500000), `BENCH_REPS` (ingest
+repetitions, default 3, the table shows the median), `BENCH_IDLE_SECS` (60), `BENCH_MOUNTS` (50),
+`BENCH_FLOW_RATES` (default `1000,2000,5000,10000,20000,50000,100000`), `BENCH_FAULTS` (default
+`link recv-kill send-kill send-kill-backlog`), `BENCH_OUT` (default this file), `BENCH_BIN` (use
+this proctor binary instead of building the release one; the report names it).
+
+Safety: the ingest, live, capture and flows stages run inside a private network namespace (only
+`lo`) and a private mount namespace that disappear with the stage. The faults stage builds its own
+named namespaces with the lab suite's `scripts/lab/lib.sh` (a bridge, a server namespace and a PC
+namespace on a private /24, unique names per run, nothing in or routed through the root
+namespace) and deletes them on exit. Every load is bounded in count and time.
+The numbers vary with whatever else runs on the machine: runs first wait (bounded) for the
+machine to calm down and record the CPU other processes used meanwhile (`others CPU`).
 """
 
 
@@ -571,7 +598,12 @@ def main():
                "only writes to disk when the memory part passes its high-water mark (or at a clean shutdown), so a "
                "small backlog lives in memory only. Messages already handed to the kernel in the RELP window (TCP send "
                "buffer) can still reach the receiver after the process died. proctor's client appends every event to "
-               "its on-disk spool before sending it and drops it only when the server acknowledges it.\n"]
+               "its on-disk spool before sending it and drops it only when the server acknowledges it.\n"
+               "- One run per fault and system, so the seconds vary from run to run: rsyslog retries a suspended "
+               "action every `action.resumeInterval` (1 s here), so after a receiver restart it resumes anywhere "
+               "between 0 and 1 s later; after the link cut both systems resume about equally late, because the time "
+               "is set by the network path coming back (the proctor client had meanwhile declared the server silent "
+               "and reconnects; RELP's TCP connection retransmits).\n"]
         sections.append("\n".join(sec))
         p, r_ = tot.get("proctor"), tot.get("rsyslog")
         if p:

@@ -2,12 +2,15 @@
 # proctor benchmarks (`make bench`): builds the release binary, runs scripts/bench/bench.py's
 # stages side by side with rsyslog, tcpdump and 500 ms mount polling, and writes BENCHMARKS.md.
 #
-# Safety: every stage runs in its own private network namespace (only `lo`, brought up here) and
-# private mount namespace, created with unshare(1) and gone when the stage ends, so no packet
-# leaves the namespace and no mount is visible outside. proctor servers announce only to
-# 127.255.255.255. Every load is bounded in count and time, every stage has a timeout, and the
-# EXIT trap kills whatever bench.py started (recorded in WORK/pids as "pid starttime name", so a
-# reused pid is never hit) and removes the temporary directories.
+# Safety: the bench.py stages (ingest live capture flows) each run in their own private network
+# namespace (only `lo`, brought up here) and private mount namespace, created with unshare(1) and
+# gone when the stage ends, so no packet leaves the namespace and no mount is visible outside;
+# proctor servers there announce only to 127.255.255.255. The faults stage (faults.sh) builds
+# named namespaces with scripts/lab/lib.sh (bridge, server, PC; private /24, nothing in the root
+# namespace) and its EXIT trap kills everything in them and deletes them. Every load is bounded
+# in count and time, every stage has a timeout, and the EXIT trap here kills whatever bench.py
+# started (recorded in WORK/pids as "pid starttime name", so a reused pid is never hit) and
+# removes the temporary directories.
 #
 # Usage: run.sh [--only STAGE[,STAGE...]]   (or BENCH_ONLY=faults,flows; default: every stage)
 # Stages: ingest live capture flows faults. BENCHMARKS.md keeps the sections of the stages not
