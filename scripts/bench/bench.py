@@ -1054,7 +1054,7 @@ def stage_flows(ctx, a):
     gen = build_flowgen(ctx)
     logs = os.path.join(ctx.work, "flows-logs")
     shutil.rmtree(logs, ignore_errors=True)
-    res = dict(secs=a.flow_secs, bound_ms=a.flow_bound_ms, max_flows=a.flow_max, steps=[])
+    res = dict(secs=a.flow_secs, bound_ms=a.flow_bound_ms, max_flows=a.flow_max, reps=a.flow_reps, steps=[])
     quiet = [a.quiet_budget]
     srv = None
     try:
@@ -1062,13 +1062,18 @@ def stage_flows(ctx, a):
         best = worst = None
 
         def step(rate):
-            r = measure(quiet, f"flows: {rate} new flows/s, {min(int(rate * a.flow_secs), a.flow_max)} flows",
-                        lambda: flows_step(ctx, gen, sdir, len(res["steps"]), rate, a.flow_secs, a.flow_bound_ms,
-                                          a.flow_max),
-                        rate=rate)
-            res["steps"].append(r)
-            ctx.save("flows", res)
-            return bool(r.get("ok"))
+            """A rate is kept up with only if every one of its repetitions is."""
+            for rep in range(a.flow_reps):
+                r = measure(quiet, f"flows: {rate} new flows/s, {min(int(rate * a.flow_secs), a.flow_max)} flows"
+                            f" (run {rep + 1}/{a.flow_reps})",
+                            lambda: flows_step(ctx, gen, sdir, len(res["steps"]), rate, a.flow_secs, a.flow_bound_ms,
+                                              a.flow_max),
+                            rate=rate, rep=rep + 1)
+                res["steps"].append(r)
+                ctx.save("flows", res)
+                if not r.get("ok"):
+                    return False
+            return True
         # increasing rates until one fails, then one rate half-way between the last good one and it
         for rate in a.flow_rates:
             if not step(rate):
@@ -1119,6 +1124,7 @@ def main():
     ap.add_argument("--flow-bound-ms", type=float, default=1000)
     # below the client's flow table bound (flows::DEFAULT_MAX_FLOWS, 100,000), so no flow is evicted
     ap.add_argument("--flow-max", type=int, default=90_000)
+    ap.add_argument("--flow-reps", type=int, default=2)
     a = ap.parse_args()
     ctx = Ctx(a)
 
