@@ -123,6 +123,8 @@ pub struct Ui {
     pub log_dir: Output,
     /// Status bar: copies the log directory to the clipboard.
     pub copy: Button,
+    /// Status bar: reads the policy file again (inactive without `--policy`).
+    pub reload: Button,
     /// Status bar: machines connected / lost.
     pub counts: Frame,
     /// Status bar: events per second.
@@ -201,7 +203,7 @@ pub fn build(tx: Sender<Message>, title: &str, setup_info: &str) -> Ui {
     let mut mrow = Flex::default().row();
     let machines_title = label("Machines", 15, Font::HelveticaBold);
     let mut hint = label(
-        "red: lost   amber: mount event   (these sort to the top)  ·  click a title to sort, a row to see its events",
+        "red: lost   purple: flagged by the policy   amber: mount event   (these sort to the top)  ·  click a title to sort, a row to see its events",
         12,
         Font::Helvetica,
     );
@@ -251,8 +253,13 @@ pub fn build(tx: Sender<Message>, title: &str, setup_info: &str) -> Ui {
     copy.set_tooltip("Copy the log directory to the clipboard");
     copy.emit(tx, Message::CopyLogPath);
     bar.fixed(&copy, 100);
+    let mut reload = Button::default().with_label("Reload policy");
+    reload.set_tooltip("Read the policy file again (it is also reloaded when it changes)");
+    reload.emit(tx, Message::ReloadPolicy);
+    reload.deactivate();
+    bar.fixed(&reload, 110);
     let counts = label("0 connected · 0 lost", 13, Font::HelveticaBold);
-    bar.fixed(&counts, 190);
+    bar.fixed(&counts, 250);
     let rate = label("0 events/s", 13, Font::Helvetica);
     bar.fixed(&rate, 130);
     bar.end();
@@ -286,6 +293,7 @@ pub fn build(tx: Sender<Message>, title: &str, setup_info: &str) -> Ui {
         session_status,
         log_dir,
         copy,
+        reload,
         counts,
         rate,
     }
