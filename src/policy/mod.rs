@@ -82,13 +82,13 @@ impl Policy {
     pub fn summary(&self) -> String {
         let mut parts = Vec::new();
         if let Some(d) = &self.destinations {
-            parts.push(format!("{} destination rules", d.len()));
+            parts.push(count(d.len(), "destination rule"));
         }
         if let Some(p) = &self.programs {
-            parts.push(format!("{} programs", p.allow.len()));
+            parts.push(count(p.allow.len(), "program"));
         }
         if let Some(d) = &self.devices {
-            parts.push(format!("{} known devices", d.known.len()));
+            parts.push(count(d.known.len(), "known device"));
         }
         if let Some(m) = &self.mounts {
             parts.push(format!(
@@ -116,6 +116,11 @@ impl Policy {
                 .as_ref()
                 .is_some_and(|d| d.known.iter().any(|k| k.eq_ignore_ascii_case(s)))
     }
+}
+
+/// `1 program`, `3 programs`.
+fn count(n: usize, what: &str) -> String {
+    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
 }
 
 /// Reads and checks the policy file at `path`; errors name the file and, when the problem is
