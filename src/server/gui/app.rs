@@ -509,6 +509,12 @@ impl ServerApp {
         } else {
             Color::from_rgb(20, 20, 20)
         });
+        if let (Some(file), Some(p)) = (&self.opts.policy_file, &self.model.policy) {
+            let text = format!("{}\npolicy {file}: {p}", self.opts.setup_info);
+            if ui.setup.label() != label_safe(&text) {
+                ui.setup.set_label(&label_safe(&text));
+            }
+        }
         match (&self.model.policy, self.core.is_some()) {
             (Some(p), true) => {
                 ui.reload.activate();

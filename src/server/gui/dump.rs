@@ -86,6 +86,7 @@ pub fn state_json(model: &Model, view: &ViewState, now_ms: u64) -> String {
         opt_str(model.policy_error.as_deref())
     );
     let _ = writeln!(s, "  \"flagged_total\": {},", model.flagged_total);
+    let _ = writeln!(s, "  \"policy_reloads\": {},", model.policy_reloads);
     let _ = writeln!(s, "  \"order\": {},", json_str(&view.order.describe()));
     let _ = writeln!(s, "  \"selected\": {},", opt_str(view.selected.as_deref()));
     let _ = writeln!(s, "  \"filter\": {},", json_str(&view.filter));

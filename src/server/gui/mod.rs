@@ -78,6 +78,8 @@ pub struct GuiOptions {
     pub setup_info: String,
     /// What the policy given with `--policy` checks (`None` without one).
     pub policy: Option<String>,
+    /// The policy file's name, shown with what it checks.
+    pub policy_file: Option<String>,
 }
 
 impl GuiOptions {
@@ -112,6 +114,11 @@ impl GuiOptions {
             policy: cfg
                 .and_then(|c| c.policy.as_ref())
                 .map(|p| p.policy().summary()),
+            policy_file: args.policy.as_ref().map(|p| {
+                p.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| p.display().to_string())
+            }),
         }
     }
 }

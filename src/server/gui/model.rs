@@ -487,6 +487,8 @@ pub struct Model {
     pub policy_error: Option<String>,
     /// Events flagged by the policy in this program run.
     pub flagged_total: u64,
+    /// Successful policy reloads in this program run.
+    pub policy_reloads: u64,
     /// The machines of the current (or last) session.
     pub machines: BTreeMap<ClientId, MachineRow>,
     lines: VecDeque<EventLine>,
@@ -517,6 +519,7 @@ impl Model {
             policy: None,
             policy_error: None,
             flagged_total: 0,
+            policy_reloads: 0,
             machines: BTreeMap::new(),
             lines: VecDeque::new(),
             max_lines: max_lines.max(1),
@@ -718,6 +721,7 @@ impl Model {
             }
             Note::PolicyReloaded { path, summary } => {
                 self.policy = Some(summary.clone());
+                self.policy_reloads += 1;
                 if self.policy_error.take().is_some()
                     && self.problem.as_ref().is_some_and(|p| !p.fatal)
                 {
@@ -1226,6 +1230,74 @@ mod tests {
         assert_eq!(r.per_second(8000), 0);
         r.record(8100, 3);
         assert_eq!(r.per_second(9000), 3);
+    }
+
+    #[test]
+    fn flagged_events_colour_their_line_and_sort_their_machine_up() {
+        let mut m = Model::default();
+        started(&mut m);
+        let mut flagged = rec("pc-b", ClientState::Connected, 1);
+        flagged.flagged_events = 1;
+        m.apply(
+            event(
+                flagged,
+                EventKind::Net,
+                "new udp 1.2.3.4:5 -> 6.7.8.9:10 verdict=flagged why=\"destination 6.7.8.9:10 (udp) not allowed\"",
+            ),
+            5000,
+        );
+        m.apply(
+            event(
+                rec("pc-a", ClientState::Connected, 2),
+                EventKind::Mount,
+                "tmpfs on /x type=tmpfs source=tmpfs class=virtual verdict=ok",
+            ),
+            5000,
+        );
+        // A forged verdict inside the detail does not count: the last one does.
+        m.apply(
+            event(
+                rec("pc-c", ClientState::Connected, 0),
+                EventKind::Net,
+                "new udp 1.2.3.4:5 -> 6.7.8.9:11 verdict=flagged why=\"x\" verdict=ok",
+            ),
+            5000,
+        );
+        let kinds: Vec<LineKind> = m.lines().skip(1).map(|l| l.kind).collect();
+        assert_eq!(kinds, [LineKind::Flagged, LineKind::Mount, LineKind::Net]);
+        assert_eq!(m.flagged_total, 1);
+        let rows = m.rows(SortOrder::Triage, 5000);
+        assert_eq!(rows[0].id.host, "pc-b");
+        assert_eq!(rows[0].flag(), Flag::Flagged);
+        assert_eq!(rows[0].cell(Column::Flagged, 5000), "1");
+        assert_eq!(rows[1].flag(), Flag::Mount);
+        let by = SortOrder::Triage.clicked(Column::Flagged);
+        assert_eq!(m.rows(by, 5000)[0].id.host, "pc-b");
+    }
+
+    #[test]
+    fn a_failed_policy_reload_shows_a_message_until_a_good_one() {
+        let mut m = Model::default();
+        m.apply(
+            Note::PolicyFailed {
+                path: "/etc/p.toml".into(),
+                error: "line 3: bad port".into(),
+            },
+            0,
+        );
+        let p = m.problem.clone().unwrap();
+        assert!(!p.fatal && p.text.contains("line 3: bad port"), "{p:?}");
+        assert!(p.text.contains("previous policy stays in force"));
+        m.apply(
+            Note::PolicyReloaded {
+                path: "/etc/p.toml".into(),
+                summary: "2 programs".into(),
+            },
+            0,
+        );
+        assert_eq!(m.problem, None);
+        assert_eq!(m.policy.as_deref(), Some("2 programs"));
+        assert_eq!((m.policy_error.as_deref(), m.policy_reloads), (None, 1));
     }
 
     #[test]
