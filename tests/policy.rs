@@ -208,19 +208,58 @@ fn events_are_judged_and_a_changed_policy_judges_the_next_event() {
     );
     assert!(l.contains(" verdict=flagged why="), "{l}");
 
-    // SIGHUP reads the (fixed) file again and does not end the server.
+    // Fixed again: reloaded by itself.
     std::fs::write(&pol, policy_text(&[allowed, later, never], true)).unwrap();
+    let reloads = |srv: &Proc| srv.output().matches("policy reloaded from").count();
+    assert!(
+        wait_until(secs(5), || reloads(&srv) == 2),
+        "{}",
+        srv.output()
+    );
+    // SIGHUP: a change the file watch cannot see (same size, modification time put back) is
+    // read on SIGHUP only, and the server keeps running.
+    let extra = cport + 2004;
+    let mtime = std::fs::metadata(&pol).unwrap().modified().unwrap();
+    let text = policy_text(&[allowed, later, extra], true);
+    assert_eq!(
+        text.len(),
+        policy_text(&[allowed, later, never], true).len()
+    );
+    std::fs::write(&pol, &text).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&pol)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(reloads(&srv), 2, "no reload without a visible change");
+    let sock4 = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let sp4 = sock4.local_addr().unwrap().port();
+    sock4.send_to(b"x", ("127.0.0.1", extra)).unwrap();
+    let l = log_line(
+        &dir,
+        &format!("new udp 127.0.0.1:{sp4} -> 127.0.0.1:{extra}"),
+    );
+    assert!(l.contains(" verdict=flagged why="), "not reloaded yet: {l}");
     srv.signal(libc::SIGHUP);
     assert!(
-        wait_until(secs(5), || srv
-            .output()
-            .matches("policy reloaded from")
-            .count()
-            >= 2),
+        wait_until(secs(5), || reloads(&srv) == 3),
         "{}",
         srv.output()
     );
     srv.assert_healthy("server after SIGHUP");
+    let sock5 = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let sp5 = sock5.local_addr().unwrap().port();
+    sock5.send_to(b"x", ("127.0.0.1", extra)).unwrap();
+    let l = log_line(
+        &dir,
+        &format!("new udp 127.0.0.1:{sp5} -> 127.0.0.1:{extra}"),
+    );
+    assert!(
+        l.ends_with(" verdict=ok"),
+        "judged by the file read on SIGHUP: {l}"
+    );
 
     // Status and server lines carry no verdict; every net/mount line of the client carries
     // exactly one, at the end.
