@@ -389,6 +389,48 @@ fn closing_the_window_asks_first_then_stops_the_session_cleanly() {
 }
 
 #[test]
+fn a_bad_policy_is_explained_in_the_window_with_its_line() {
+    let dir = temp_dir("badpolicy");
+    // The server never binds (the policy is checked first), so the slot can be shared.
+    let (sport, cport) = ports(5);
+    let key = keygen(&dir, "k.key");
+    let pol = dir.join("exam.toml");
+    std::fs::write(
+        &pol,
+        "[mounts]\nallow_classes = [\"virtual\", \"floppy\"]\n",
+    )
+    .expect("write");
+    let x = XServer::start();
+    let args = gui_server_args(
+        &dir,
+        &key,
+        sport,
+        cport,
+        &["--quit-after", "6", "--policy", pol.to_str().unwrap()],
+    );
+    let mut server = Proc::start_on(&args, dir.join("server.out"), Some(&x.display));
+    assert!(
+        x.find_window(&format!("TCP port {sport}"), secs(15))
+            .is_some(),
+        "the window opens to show the problem: {}",
+        server.output()
+    );
+    assert_eq!(
+        server.wait_exit(secs(20)),
+        Some(2),
+        "policy problems exit 2"
+    );
+    let state = read_state(&dir);
+    let msg = state.get("message").str().unwrap_or("");
+    assert!(
+        msg.starts_with("Policy problem: policy file ")
+            && msg.contains("line 2: unknown mount class \"floppy\""),
+        "{msg:?}"
+    );
+    assert_eq!(state.get("button_active").bool(), Some(false));
+}
+
+#[test]
 fn demo_key_without_demo_is_explained_in_the_window() {
     let dir = temp_dir("demo");
     let (sport, cport) = ports(2);

@@ -877,6 +877,13 @@ pub fn describe_setup_error(e: &Error) -> String {
         Error::AddrInUse(_) => format!(
             "Port in use: {m}. Another proctor server (or another program) holds it: close it, or choose another port with -s PORT."
         ),
+        Error::Usage(_)
+            if m.starts_with("policy file") || m.starts_with("cannot read policy file") =>
+        {
+            format!(
+                "Policy problem: {m}. Correct the file (docs/POLICY.md) and start the server again."
+            )
+        }
         Error::Usage(_) if m.contains("broadcast") => format!(
             "No broadcast address: {m}. Connect the lab network, or name the address with --broadcast ADDR."
         ),
