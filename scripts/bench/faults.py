@@ -10,7 +10,8 @@ fed the same numbered events. Run by scripts/bench/faults.sh, which builds the n
   gen --system S --rate R --port P
         the event generator, run inside the PC namespace and driven over stdin:
         `run SECONDS` emits the next round(SECONDS*R) numbered events at R per second and answers
-        `ok FIRST NEXT`; `reconnect` reopens the TCP connection to the sending rsyslog;
+        `ok FIRST NEXT REFUSED` (REFUSED: lines the sending rsyslogd's socket did not take, which
+        get no number); `reconnect` reopens the TCP connection to the sending rsyslog;
         `quit`. Event n is, for proctor, one UDP datagram from 127.0.0.1:P to a destination
         address of its own, 127.1.(n//250+1).(n%250+1):P (a new flow the client reports as
         `net new udp`); for rsyslog, the syslog line `... bench: ev=NNNNNN` on one TCP
