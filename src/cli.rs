@@ -21,6 +21,25 @@ pub struct Cli {
     /// What to run.
     #[command(subcommand)]
     pub command: Command,
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+/// Options every subcommand takes: the config file and how much proctor says about itself.
+#[derive(Args, Debug, Clone)]
+pub struct GlobalArgs {
+    /// Config file with a [server] and a [client] table whose keys are the long option names
+    /// (e.g. key = "/etc/proctor/keyfile.key", server-port = 45000); options given on the
+    /// command line win. Default: /etc/proctor/proctor.toml if it exists.
+    #[arg(long = "config", value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
+    /// Say more about what proctor does, on standard error (-v information, -vv debugging).
+    /// Not the evidence: that is in the log files.
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Only print errors on standard error (no warnings).
+    #[arg(short = 'q', long = "quiet", global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
 }
 
 /// The subcommands.
@@ -73,6 +92,7 @@ pub fn public_command() -> clap::Command {
         .propagate_version(true)
         .subcommand_required(true)
         .arg_required_else_help(true)
+        .args(full.get_arguments().filter(|a| a.is_global_set()).cloned())
         .subcommands(public);
     if let Some(about) = full.get_about() {
         cmd = cmd.about(about.clone());

@@ -1,7 +1,8 @@
 //! proctor: watch an exam lab.
 //!
 //! # Layout
-//! - [`cli`]: the command line (clap), validated but not acted on.
+//! - [`cli`]: the command line (clap), validated but not acted on; [`config`]: the config file
+//!   that fills in options not given on it; [`logging`]: proctor's own messages on stderr.
 //! - [`keyfile`]: loading, checking and writing the shared key; [`signing`]: the optional
 //!   server signing key pair (stronger mode).
 //! - [`crypto`]: pure sealing/opening of announcements and stream frames, handshake proofs.
@@ -16,6 +17,7 @@
 
 pub mod cli;
 pub mod client;
+pub mod config;
 pub mod crypto;
 pub mod dns_names;
 pub mod error;
@@ -27,6 +29,7 @@ pub mod inspect;
 pub mod json;
 pub mod keyfile;
 pub mod loadgen;
+pub mod logging;
 pub mod netif;
 pub mod poll;
 pub mod protocol;

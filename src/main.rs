@@ -1,10 +1,15 @@
-//! Entry point: parse the command line, dispatch to a subcommand, map errors to exit codes.
+//! Entry point: parse the command line (with the config file), dispatch to a subcommand, map
+//! errors to exit codes.
 
-use clap::Parser;
-use proctor::cli::{Cli, Command};
+use proctor::cli::Command;
+use proctor::config::{CommandLineError, parse_command_line};
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = match parse_command_line(std::env::args_os().collect()) {
+        Ok(c) => c,
+        Err(CommandLineError::Clap(e)) => e.exit(),
+        Err(CommandLineError::Config(e)) => fail(&e),
+    };
     let result = match &cli.command {
         Command::Keygen(a) => proctor::keyfile::run_keygen(a),
         Command::Server(a) => proctor::server::run(a),
@@ -16,7 +21,11 @@ fn main() {
         Command::Generate(a) => proctor::cli::write_docs(a),
     };
     if let Err(e) = result {
-        eprintln!("proctor: error: {e}");
-        std::process::exit(e.exit_code());
+        fail(&e);
     }
+}
+
+fn fail(e: &proctor::error::Error) -> ! {
+    log::error!("{e}");
+    std::process::exit(e.exit_code());
 }
