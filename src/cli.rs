@@ -53,6 +53,10 @@ pub enum Command {
     Client(ClientArgs),
     /// Print the network events the client would report for a capture file (pcap or pcapng).
     Inspect(InspectArgs),
+    /// Install the systemd unit for the client (lab PCs) or the headless server, with this
+    /// machine's paths, then enable and start it (needs root).
+    #[command(name = "install-service")]
+    InstallService(InstallServiceArgs),
     /// Internal: packet capture worker started by the client.
     #[command(name = "__capture-worker", hide = true)]
     CaptureWorker(CaptureWorkerArgs),
@@ -126,6 +130,35 @@ pub fn write_docs(args: &GenerateArgs) -> crate::error::Result<()> {
         completions.display()
     );
     Ok(())
+}
+
+/// Which service `install-service` sets up.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceKind {
+    /// proctor-client.service: the lab-PC daemon, as root with only the capture capabilities.
+    Client,
+    /// proctor-server.service: a headless server without privileges (e.g. feeding a collector).
+    Server,
+}
+
+/// `proctor install-service`.
+#[derive(Args, Debug)]
+pub struct InstallServiceArgs {
+    /// Which unit: client (every lab PC) or server (a headless server).
+    #[arg(value_enum, value_name = "WHICH")]
+    pub which: ServiceKind,
+    /// The shared key file the service uses (copy it there first: see 'proctor keygen').
+    #[arg(short = 'k', long = "key", default_value = crate::service::DEFAULT_KEY, value_name = "KEYFILE")]
+    pub key: PathBuf,
+    /// Directory to write the unit into. Default: /etc/systemd/system.
+    #[arg(long = "unit-dir", value_name = "DIR")]
+    pub unit_dir: Option<PathBuf>,
+    /// Only write the unit; do not run 'systemctl daemon-reload' and 'systemctl enable --now'.
+    #[arg(long = "no-start")]
+    pub no_start: bool,
+    /// The proctor program the unit starts. Default: this one.
+    #[arg(long = "exec", value_name = "PATH")]
+    pub exec: Option<PathBuf>,
 }
 
 /// `proctor keygen`.

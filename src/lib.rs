@@ -13,6 +13,7 @@
 //! - [`loadgen`]: simulated lab PCs for benchmarks.
 //! - [`server`]: the headless core (poll loop, sessions, storage, registry) and its front ends.
 //! - [`client`]: the lab-PC daemon and its worker processes.
+//! - [`service`]: `install-service`, the systemd units with this machine's paths.
 //! - [`netif`], [`poll`], [`sys`], [`timefmt`]: small OS seams; [`hex`]: hex text.
 
 pub mod cli;
@@ -34,6 +35,7 @@ pub mod netif;
 pub mod poll;
 pub mod protocol;
 pub mod server;
+pub mod service;
 pub mod signing;
 pub mod sys;
 #[cfg(test)]

@@ -261,3 +261,138 @@ fn under_the_journal_lines_carry_sd_daemon_levels() {
         "{text}"
     );
 }
+
+/// `systemd-analyze verify` on unit files, if the machine has it; returns whether it ran.
+fn systemd_verify(paths: &[PathBuf]) -> bool {
+    if Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("systemd-analyze not found: units not verified");
+        return false;
+    }
+    let out = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .args(paths)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "systemd-analyze verify failed: {err}");
+    assert!(
+        err.trim().is_empty(),
+        "systemd-analyze verify warned: {err}"
+    );
+    true
+}
+
+#[test]
+fn install_service_writes_units_that_verify_with_the_paths_filled_in() {
+    let dir = temp_dir("install-service");
+    let units = dir.join("units");
+    let key = keygen(&dir, "lab.key");
+    let cfg = dir.join("room.toml");
+    std::fs::write(&cfg, "[client]\nport = 45001\n").unwrap();
+    let mut written = Vec::new();
+    for which in ["client", "server"] {
+        let (code, out, err) = run(&[
+            "install-service",
+            which,
+            "--unit-dir",
+            units.to_str().unwrap(),
+            "--no-start",
+            "-k",
+            key.to_str().unwrap(),
+            "--config",
+            cfg.to_str().unwrap(),
+        ]);
+        assert_eq!(code, Some(0), "{err}");
+        let file = units.join(format!("proctor-{which}.service"));
+        assert!(out.contains(&format!("wrote {}", file.display())), "{out}");
+        assert!(out.contains("systemctl enable --now"), "{out}");
+        let text = std::fs::read_to_string(&file).unwrap();
+        // The program is this binary; the key and config are the ones given.
+        let exec = std::fs::canonicalize(bin()).unwrap();
+        let exec_line = text.lines().find(|l| l.starts_with("ExecStart=")).unwrap();
+        assert!(
+            exec_line.starts_with(&format!(
+                "ExecStart={} {which} --config {} ",
+                exec.display(),
+                cfg.display()
+            )),
+            "{exec_line}"
+        );
+        let key_line = if which == "client" {
+            format!("Environment=PROCTOR_KEY={}", key.display())
+        } else {
+            format!("LoadCredential=key:{}", key.display())
+        };
+        assert!(text.lines().any(|l| l == key_line), "{text}");
+        written.push(file);
+    }
+    systemd_verify(&written);
+    // The client unit's command line, with the unit's variables filled in, is one the client
+    // accepts, and the config file named in it is read (-v says so).
+    let text = std::fs::read_to_string(&written[0]).unwrap();
+    let exec_line = text.lines().find(|l| l.starts_with("ExecStart=")).unwrap();
+    let args: Vec<String> = exec_line["ExecStart=".len()..]
+        .split_whitespace()
+        .skip(1)
+        .filter(|w| *w != "$PROCTOR_CLIENT_OPTS")
+        .map(|w| w.replace("${PROCTOR_KEY}", key.to_str().unwrap()))
+        .collect();
+    let cli = <proctor::cli::Cli as clap::Parser>::try_parse_from(
+        std::iter::once("proctor".to_string()).chain(args),
+    )
+    .unwrap();
+    assert_eq!(cli.global.config.as_deref(), Some(cfg.as_path()));
+    let proctor::cli::Command::Client(c) = cli.command else {
+        panic!("not the client");
+    };
+    assert_eq!(c.key.keyfile, key);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn install_service_refuses_without_root_and_bad_paths() {
+    use std::os::unix::process::CommandExt;
+    let dir = temp_dir("install-service-refusals");
+    // As nobody, into the system directory: refused with exit 3 before anything is written.
+    let out = Command::new(bin())
+        .args(["install-service", "client", "--no-start"])
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("must run as root"), "{err}");
+    // A key path systemd would mangle is a usage error.
+    let (code, _, err) = run(&[
+        "install-service",
+        "client",
+        "--unit-dir",
+        dir.to_str().unwrap(),
+        "--no-start",
+        "-k",
+        "/etc/my keys/k.key",
+    ]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("cannot go in a unit file"), "{err}");
+    assert!(!dir.join("proctor-client.service").exists());
+    // A missing key is written anyway, with a warning saying what to do.
+    let (code, _, err) = run(&[
+        "install-service",
+        "server",
+        "--unit-dir",
+        dir.to_str().unwrap(),
+        "--no-start",
+        "-k",
+        "/nonexistent/k.key",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains("does not exist yet") && err.contains("proctor keygen"),
+        "{err}"
+    );
+}
