@@ -15,6 +15,7 @@
 //! - [`client`]: the lab-PC daemon and its worker processes.
 //! - [`service`]: `install-service`, the systemd units with this machine's paths.
 //! - [`netif`], [`poll`], [`sys`], [`timefmt`]: small OS seams; [`hex`]: hex text.
+//! - `testkit` (hidden): test packets and a seeded generator shared by unit and integration tests.
 
 pub mod cli;
 pub mod client;
@@ -38,7 +39,7 @@ pub mod server;
 pub mod service;
 pub mod signing;
 pub mod sys;
-#[cfg(test)]
-mod test_rng;
+#[doc(hidden)]
+pub mod testkit;
 pub mod timefmt;
 pub mod tls_sni;
