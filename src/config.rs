@@ -44,6 +44,22 @@ pub struct Entry {
     pub words: Vec<String>,
 }
 
+impl Entry {
+    /// The value as the file set it, for messages (`true`, `45001`, `10.0.0.255, 10.1.0.255`).
+    pub fn shown(&self) -> String {
+        let prefix = format!("--{}=", self.key);
+        match self.words.as_slice() {
+            [] => "false".into(),
+            [flag] if !flag.contains('=') => "true".into(),
+            words => words
+                .iter()
+                .map(|w| w.strip_prefix(&prefix).unwrap_or(w))
+                .collect::<Vec<_>>()
+                .join(", "),
+        }
+    }
+}
+
 /// A parsed config file: the checked entries of each table present.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Config {
@@ -369,6 +385,21 @@ pub fn parse_command_line(argv: Vec<OsString>) -> Result<crate::cli::Cli, Comman
     let Some(cfg) = load(&src, &cmd).map_err(CommandLineError::Config)? else {
         return Ok(cli);
     };
+    for e in cfg.tables.get(name).into_iter().flatten() {
+        let overridden = matches!(sub.value_source(&e.id), Some(ValueSource::CommandLine));
+        log::debug!(
+            "{} line {}: {} = {}{}",
+            src.path.display(),
+            e.line,
+            e.key,
+            e.shown(),
+            if overridden {
+                " (the command line wins)"
+            } else {
+                ""
+            }
+        );
+    }
     let merged = merged_args(&argv, sub, &cfg, name);
     if merged.len() == argv.len() {
         return Ok(cli);

@@ -199,6 +199,7 @@ pub fn install(
     std::fs::create_dir_all(&unit_dir)
         .map_err(|e| Error::io(format!("cannot create {}", unit_dir.display()), e))?;
     let file = unit_dir.join(kind.unit_name());
+    let replaced = file.exists();
     let tmp = unit_dir.join(format!(".{}.tmp", kind.unit_name()));
     std::fs::write(&tmp, unit)
         .and_then(|()| std::fs::rename(&tmp, &file))
@@ -213,6 +214,10 @@ pub fn install(
     }
     systemctl(&["daemon-reload"])?;
     systemctl(&["enable", "--now", kind.unit_name()])?;
+    if replaced {
+        // enable --now leaves a running service on its old settings.
+        systemctl(&["try-restart", kind.unit_name()])?;
+    }
     println!(
         "enabled and started {}; its messages: journalctl -u {}",
         kind.unit_name(),
@@ -301,12 +306,24 @@ mod tests {
             calls.borrow_mut().push(a.join(" "));
             Ok(())
         };
+        let _ = std::fs::remove_dir_all(&dir);
         install(&args(Some(&dir), false), None, true, &fake).unwrap();
         assert_eq!(
             *calls.borrow(),
             ["daemon-reload", "enable --now proctor-client.service"]
         );
         assert!(dir.join("proctor-client.service").is_file());
+        calls.borrow_mut().clear();
+        // Replacing the unit restarts a running service, so it runs with the new settings.
+        install(&args(Some(&dir), false), None, true, &fake).unwrap();
+        assert_eq!(
+            *calls.borrow(),
+            [
+                "daemon-reload",
+                "enable --now proctor-client.service",
+                "try-restart proctor-client.service"
+            ]
+        );
         calls.borrow_mut().clear();
         install(&args(Some(&dir), true), None, true, &fake).unwrap();
         assert!(calls.borrow().is_empty());

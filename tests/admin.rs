@@ -205,7 +205,15 @@ fn quiet_silences_warnings_and_verbose_shows_information() {
     assert!(!quiet.contains("warning"), "{quiet}");
     // -v: information too, e.g. which config file was read.
     let cfg = dir.join("p.toml");
-    std::fs::write(&cfg, "[server]\nannounce-every = 0.5\n").unwrap();
+    let jsonl = dir.join("e.jsonl");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[server]\nannounce-every = 1.5\njsonl = \"{}\"\n",
+            jsonl.display()
+        ),
+    )
+    .unwrap();
     let verbose = demo_server_stderr(&dir, 64, &["-v", "--config", cfg.to_str().unwrap()]);
     assert!(verbose.contains(warning), "{verbose}");
     assert!(
@@ -215,6 +223,20 @@ fn quiet_silences_warnings_and_verbose_shows_information() {
         )),
         "{verbose}"
     );
+    // -vv: debugging too, e.g. what the file set and what the command line overrode.
+    // (server_args gives --announce-every on the command line.)
+    let debug = demo_server_stderr(&dir, 67, &["-vv", "--config", cfg.to_str().unwrap()]);
+    let c = cfg.display();
+    assert!(
+        debug.contains(&format!(
+            "proctor: debug: {c} line 2: announce-every = 1.5 (the command line wins)\n"
+        )) && debug.contains(&format!(
+            "proctor: debug: {c} line 3: jsonl = {}\n",
+            jsonl.display()
+        )),
+        "{debug}"
+    );
+    assert!(jsonl.exists(), "the file's jsonl setting applied");
     // -q and -v together are a usage error.
     let (code, _, err) = run(&["-q", "-v", "keygen"]);
     assert_eq!(code, Some(2), "{err}");
