@@ -6,7 +6,9 @@
 //! with the fields in that order. `time` is the event time on the lab PC (RFC 3339 UTC, ms), as in
 //! the log files; `host` and `detail` are the log files' escaped text, JSON-escaped once more.
 //! The server's own lines (`seq=-` in the files) have `"seq":null`, `"source":"server"`, the
-//! server's time, and the kind `server` or `warning`.
+//! server's time, and the kind `server` or `warning`. With `--policy`, events that carry a verdict
+//! (it stays at the end of `detail`, as in the file) also get `"verdict":"ok"` or
+//! `"verdict":"flagged","why":"..."` after `detail`; the server's lines never do.
 
 use super::{ExportEvent, RateLimit};
 use crate::timefmt::rfc3339_ms;
@@ -39,6 +41,14 @@ pub fn format(ev: &ExportEvent<'_>) -> String {
     escape_json_into(&mut s, ev.kind);
     s.push_str("\",\"detail\":\"");
     escape_json_into(&mut s, ev.detail);
+    match ev.seq.and_then(|_| crate::policy::verdict_of(ev.detail)) {
+        Some(crate::policy::Verdict::Ok) => s.push_str("\",\"verdict\":\"ok"),
+        Some(crate::policy::Verdict::Flagged(why)) => {
+            s.push_str("\",\"verdict\":\"flagged\",\"why\":\"");
+            escape_json_into(&mut s, &why);
+        }
+        None => {}
+    }
     s.push_str("\"}\n");
     s
 }
@@ -158,6 +168,25 @@ mod tests {
             ),
             "{}",
             format(&server)
+        );
+    }
+
+    #[test]
+    fn verdicts_become_fields() {
+        let line = format(&ev("pc1", "new udp a -> b verdict=ok"));
+        assert!(
+            line.ends_with("\"detail\":\"new udp a -> b verdict=ok\",\"verdict\":\"ok\"}\n"),
+            "{line}"
+        );
+        let line = format(&ev(
+            "pc1",
+            "new udp a -> b verdict=flagged why=\"destination b (udp) not allowed\"",
+        ));
+        assert!(
+            line.ends_with(
+                ",\"verdict\":\"flagged\",\"why\":\"destination b (udp) not allowed\"}\n"
+            ),
+            "{line}"
         );
     }
 
