@@ -49,7 +49,7 @@ const BATCH_BYTES: usize = 64 * 1024;
 /// The syslog severity of an event kind.
 pub fn severity(kind: EventKind) -> u8 {
     match kind {
-        EventKind::Mount | EventKind::Unmount => 5,
+        EventKind::Mount | EventKind::Unmount | EventKind::Device => 5,
         EventKind::Net | EventKind::Status => 6,
     }
 }

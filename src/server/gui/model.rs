@@ -646,7 +646,7 @@ impl Model {
                 }
                 let line_kind = match kind {
                     EventKind::Net => LineKind::Net,
-                    EventKind::Mount | EventKind::Unmount => LineKind::Mount,
+                    EventKind::Mount | EventKind::Unmount | EventKind::Device => LineKind::Mount,
                     EventKind::Status => LineKind::Status,
                 };
                 self.push(line_kind, Some(&client.id), ts_ms, kind.as_str(), &detail);
