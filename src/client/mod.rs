@@ -6,8 +6,10 @@
 //! - [`session`]: one monitoring session (queue, acknowledgements, reconnects, stop).
 //! - [`workers`]: starting and reading the worker processes.
 //! - [`capture`], [`mounts`] (+ [`mountinfo`], [`usb`]): the workers themselves.
+//! - [`attribution`]: names the program behind each new flow (in this process, as root).
 
 pub mod announcements;
+pub mod attribution;
 pub mod capture;
 pub mod connector;
 pub mod link;

@@ -295,7 +295,7 @@ pub fn describe_entry(e: &MountEntry, usb: Option<&UsbInfo>) -> String {
 }
 
 /// Quotes already-escaped text if it is empty or contains whitespace or `"`.
-fn token(escaped: &str) -> String {
+pub(crate) fn token(escaped: &str) -> String {
     if escaped.is_empty() || escaped.chars().any(|c| c.is_whitespace() || c == '"') {
         quote(escaped)
     } else {
@@ -305,7 +305,7 @@ fn token(escaped: &str) -> String {
 
 /// Double-quotes already-escaped text. An inner `"` is written `\x22`, in the notation of
 /// [`escape`], so a quoted value never contains a quote and always ends at the next `"`.
-fn quote(escaped: &str) -> String {
+pub(crate) fn quote(escaped: &str) -> String {
     format!("\"{}\"", escaped.replace('"', "\\x22"))
 }
 

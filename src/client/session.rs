@@ -3,6 +3,7 @@
 //! collects the workers' last events and says goodbye.
 
 use super::announcements::AnnounceSocket;
+use super::attribution::Attributor;
 use super::connector::Connector;
 use super::link::{Identity, Link, Trust};
 use super::spool::Spool;
@@ -113,6 +114,8 @@ struct Run<'a> {
     spool: Option<Spool>,
     connector: Connector,
     own_attempt: bool,
+    /// Names the program behind each new flow (needs this process's root).
+    procs: Attributor,
 }
 
 /// Runs the session until the server stops it, another session takes over, or `exit` is set.
@@ -142,6 +145,7 @@ pub fn run(
         spool: None,
         connector: Connector::new(),
         own_attempt: false,
+        procs: Attributor::system(),
     };
     let limit = cfg.spool_limit.max(1);
     while run.queue.len() > limit {
@@ -462,7 +466,8 @@ impl Run<'_> {
     }
 
     fn service_worker(&mut self, i: usize) {
-        let events = self.workers[i].read_events();
+        let mut events = self.workers[i].read_events();
+        self.procs.annotate(&mut events, Instant::now());
         for e in events {
             self.push(e);
         }
