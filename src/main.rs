@@ -12,6 +12,7 @@ fn main() {
         Command::Inspect(a) => proctor::inspect::run(a),
         Command::CaptureWorker(a) => proctor::client::capture::run_worker(a),
         Command::MountWorker => proctor::client::mounts::run_worker(),
+        Command::DeviceWorker(a) => proctor::client::devices::run_worker(a),
         Command::Loadgen(a) => proctor::loadgen::run(a),
         Command::Generate(a) => proctor::cli::write_docs(a),
     };

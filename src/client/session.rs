@@ -34,7 +34,7 @@ pub struct SessionConfig {
     pub trust: Trust,
     /// The host name we report.
     pub hostname: String,
-    /// The two worker specs (capture may be absent when there is no interface).
+    /// The worker specs: mounts, USB devices and capture (absent without an interface).
     pub workers: Vec<WorkerSpec>,
     /// Extra status lines to report at start (e.g. "no interface to capture on").
     pub notes: Vec<String>,
