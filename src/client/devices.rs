@@ -353,11 +353,12 @@ impl UeventSocket {
         Ok(UeventSocket { fd })
     }
 
-    /// Reads every queued message; true if one was about USB. A full receive queue (ENOBUFS:
-    /// events were lost) also counts as a change.
-    fn drain(&mut self) -> io::Result<bool> {
+    /// Reads every queued message: how many, and whether one was about USB. A full receive
+    /// queue (ENOBUFS: events were lost) also counts as a USB change.
+    fn drain(&mut self) -> io::Result<(usize, bool)> {
         use std::os::fd::AsRawFd;
         let mut usb = false;
+        let mut count = 0;
         let mut buf = [0u8; 8192];
         for _ in 0..1024 {
             // SAFETY: `buf` is valid for writes of its length.
@@ -366,7 +367,7 @@ impl UeventSocket {
             if n < 0 {
                 let e = io::Error::last_os_error();
                 return match e.raw_os_error() {
-                    Some(libc::EAGAIN) => Ok(usb),
+                    Some(libc::EAGAIN) => Ok((count, usb)),
                     Some(libc::EINTR) => continue,
                     Some(libc::ENOBUFS) => {
                         usb = true;
@@ -376,9 +377,10 @@ impl UeventSocket {
                 };
             }
             let n = usize::try_from(n).unwrap_or(0).min(buf.len());
+            count += 1;
             usb |= is_usb_uevent(&buf[..n]);
         }
-        Ok(usb)
+        Ok((count, usb))
     }
 }
 
@@ -405,7 +407,7 @@ impl Wakeups for UeventSocket {
         if rc == 0 {
             return Ok(false);
         }
-        self.drain()
+        self.drain().map(|(_, usb)| usb)
     }
     fn notifying(&self) -> bool {
         true
@@ -848,6 +850,24 @@ mod tests {
         assert!(t.update(brief, t0 + ms(2200)).is_empty());
         assert!(t.update(swapped[1..].to_vec(), t0 + ms(2300)).is_empty());
         assert!(!t.has_waiting());
+    }
+
+    /// The kernel's uevents reach the socket: a synthetic `change` event (root writes to a
+    /// device's `uevent` file) arrives, and is not taken for a USB one.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn uevent_socket_receives_kernel_events() {
+        let mut sock = UeventSocket::open().expect("open the uevent socket");
+        let trigger = Path::new("/sys/devices/virtual/mem/null/uevent");
+        fs::write(trigger, "change\n").expect("the tests run as root with a writable /sys");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut got = (0, false);
+        while got.0 == 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+            got = sock.drain().expect("drain");
+        }
+        assert!(got.0 > 0, "no uevent arrived");
+        assert!(!got.1, "a mem device event is not a USB event");
     }
 
     /// Wake-ups that change the fake tree step by step, then stop the loop.
