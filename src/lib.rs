@@ -13,6 +13,7 @@
 //! - [`server`]: the headless core (poll loop, sessions, storage, registry) and its front ends.
 //! - [`client`]: the lab-PC daemon and its worker processes.
 //! - [`netif`], [`poll`], [`sys`], [`timefmt`]: small OS seams; [`hex`]: hex text.
+//! - `testkit` (hidden): test packets and a seeded generator shared by unit and integration tests.
 
 pub mod cli;
 pub mod client;
@@ -33,7 +34,7 @@ pub mod protocol;
 pub mod server;
 pub mod signing;
 pub mod sys;
-#[cfg(test)]
-mod test_rng;
+#[doc(hidden)]
+pub mod testkit;
 pub mod timefmt;
 pub mod tls_sni;
