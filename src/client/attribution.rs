@@ -21,18 +21,28 @@ use std::fs;
 use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-/// Shortest interval between two reads of the socket tables. A batch of flow events arriving
-/// sooner is matched against the tables read last, so a flood of new flows costs at most 50
-/// table reads (each followed by at most one rescan of [`HOT_PIDS`] processes) a second.
-pub const MIN_TABLE_REFRESH: Duration = Duration::from_millis(20);
-/// Shortest interval between two scans of every process's descriptors (the expensive step:
-/// one `readlink` per open file on the machine): at most 4 a second, whatever the load.
-pub const MIN_FULL_SCAN: Duration = Duration::from_millis(250);
+/// Socket table reads: at most one per batch of flow events, from a budget of [`TABLE_BURST`]
+/// refilled at this rate. Usual traffic (a few batches a second) never runs out; a flood of new
+/// flows costs at most 50 table reads a second, each followed by at most one cheap rescan (the
+/// [`HOT_PIDS`] processes seen last, and at most [`MAX_NEW_PIDS`] processes started since the
+/// last look). Batches beyond the budget are matched against the tables read last.
+pub const TABLE_READS_PER_SEC: f64 = 50.0;
+/// See [`TABLE_READS_PER_SEC`].
+pub const TABLE_BURST: f64 = 10.0;
+/// Scans of every process's descriptors (the expensive step: one `readlink` per open file on
+/// the machine), needed only when a socket belongs to a process that is neither recent nor
+/// new: from a budget of [`FULL_SCAN_BURST`] refilled at 4 a second, whatever the load.
+pub const FULL_SCANS_PER_SEC: f64 = 4.0;
+/// See [`FULL_SCANS_PER_SEC`].
+pub const FULL_SCAN_BURST: f64 = 2.0;
 /// Processes that recently owned a flow's socket; their descriptors are rescanned first when a
 /// new socket is not yet known (a browser opening its next connection), which is cheap.
 pub const HOT_PIDS: usize = 8;
+/// Most processes started since the last look whose descriptors one cheap rescan reads (the
+/// rest wait for the next one): a program just started is the usual owner of an unknown socket.
+pub const MAX_NEW_PIDS: usize = 256;
 /// Largest socket table read (a busy server's tables are a few MB).
 const MAX_TABLE_BYTES: u64 = 32 << 20;
 /// Most inode-to-pid entries kept; a full scan starts the cache afresh.
@@ -304,20 +314,40 @@ pub fn user_name(uid: u32) -> Option<String> {
     None
 }
 
-/// Adds every `socket:[INODE]` held by `pid` to `into`. Returns false if the process is gone or
-/// its descriptors cannot be read.
-fn scan_pid(proc_root: &Path, pid: u32, into: &mut HashMap<u64, u32>) -> bool {
-    let Ok(fds) = fs::read_dir(proc_root.join(pid.to_string()).join("fd")) else {
-        return false;
+/// How reading one process's descriptors went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PidScan {
+    /// Every descriptor was read.
+    Read,
+    /// The process is gone.
+    Gone,
+    /// Some or all could not be read (without CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE, root
+    /// cannot read other users' `/proc/PID/fd`), for this reason.
+    Denied(std::io::ErrorKind),
+}
+
+/// Adds every `socket:[INODE]` held by `pid` to `into`.
+fn scan_pid(proc_root: &Path, pid: u32, into: &mut HashMap<u64, u32>) -> PidScan {
+    let fds = match fs::read_dir(proc_root.join(pid.to_string()).join("fd")) {
+        Ok(fds) => fds,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return PidScan::Gone,
+        Err(e) => return PidScan::Denied(e.kind()),
     };
+    let mut result = PidScan::Read;
     for fd in fds.flatten() {
-        if let Ok(target) = fs::read_link(fd.path())
-            && let Some(inode) = parse_socket_link(target.as_os_str().as_encoded_bytes())
-        {
-            into.entry(inode).or_insert(pid);
+        match fs::read_link(fd.path()) {
+            Ok(target) => {
+                if let Some(inode) = parse_socket_link(target.as_os_str().as_encoded_bytes()) {
+                    into.entry(inode).or_insert(pid);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                result = PidScan::Denied(e.kind());
+            }
+            Err(_) => {}
         }
     }
-    true
+    result
 }
 
 /// Attributes flow events to programs, with caches (socket tables, inode to pid, user names)
@@ -329,11 +359,17 @@ pub struct Attributor {
     locals: HashSet<IpAddr>,
     tcp: Vec<SocketEntry>,
     udp: Vec<SocketEntry>,
-    tables_read: Option<Instant>,
+    table_budget: Budget,
     owners: HashMap<u64, u32>,
-    full_scan: Option<Instant>,
+    scan_budget: Budget,
+    scanned_once: bool,
+    /// Every pid seen at the last look at `/proc`, to tell which processes are new.
+    known_pids: HashSet<u32>,
     hot: VecDeque<u32>,
     users: HashMap<u32, String>,
+    /// A status line to report once: descriptors could not be read.
+    note: Option<String>,
+    noted: bool,
 }
 
 /// This machine's addresses, for [`find_socket`]'s notion of the local side.
@@ -361,17 +397,23 @@ impl Attributor {
             locals: HashSet::new(),
             tcp: Vec::new(),
             udp: Vec::new(),
-            tables_read: None,
+            table_budget: Budget::new(TABLE_BURST, TABLE_READS_PER_SEC),
             owners: HashMap::new(),
-            full_scan: None,
+            scan_budget: Budget::new(FULL_SCAN_BURST, FULL_SCANS_PER_SEC),
+            scanned_once: false,
+            known_pids: HashSet::new(),
             hot: VecDeque::new(),
             users: HashMap::new(),
+            note: None,
+            noted: false,
         }
     }
 
     /// Appends ` proc=...` to every `new` and `tls` net event of a batch just read from the
-    /// capture worker; other events are left alone. `now` drives the rate limits.
-    pub fn annotate(&mut self, events: &mut [Event], now: Instant) {
+    /// capture worker; other events are left alone. `now` drives the rate limits. The first
+    /// time some process's descriptors cannot be read, a `status` event saying so (and why) is
+    /// added at the end of the batch.
+    pub fn annotate(&mut self, events: &mut Vec<Event>, now: Instant) {
         let mut batch = Batch::default();
         for e in events.iter_mut() {
             if e.kind != EventKind::Net {
@@ -387,16 +429,23 @@ impl Attributor {
             };
             e.detail.push_str(&format_owner(owner.as_ref()));
         }
+        if let Some(note) = self.note.take() {
+            events.push(Event::now(EventKind::Status, note));
+        }
     }
 
     fn owner_of(&mut self, flow: &FlowKey, now: Instant, batch: &mut Batch) -> Option<Owner> {
-        if !batch.tables_fresh && due(self.tables_read, now, MIN_TABLE_REFRESH) {
-            self.read_tables(now);
-            batch.tables_fresh = true;
+        if !batch.tables_tried {
+            batch.tables_tried = true;
+            if self.table_budget.take(now) {
+                self.read_tables();
+                batch.tables_fresh = true;
+            }
         }
-        if self.full_scan.is_none() {
+        if !self.scanned_once {
             // First use: learn the local addresses and every socket owner once.
-            self.scan_all(now);
+            self.scan_budget.take(now);
+            self.scan_all();
             batch.scanned = true;
         }
         let locals = &self.locals;
@@ -420,8 +469,8 @@ impl Attributor {
     }
 
     /// The process holding `inode`: from the cache (if that process still exists), else from a
-    /// rescan of the recently seen processes (once per batch, with fresh tables), else from a
-    /// full scan (at most every [`MIN_FULL_SCAN`]).
+    /// cheap rescan of the recently seen and the newly started processes (once per batch, with
+    /// fresh tables), else from a full scan (within [`FULL_SCANS_PER_SEC`]).
     fn pid_of(&mut self, inode: u64, now: Instant, batch: &mut Batch) -> Option<u32> {
         if let Some(&pid) = self.owners.get(&inode) {
             if self.proc_root.join(pid.to_string()).is_dir() {
@@ -429,25 +478,58 @@ impl Attributor {
             }
             self.owners.remove(&inode);
         }
-        if batch.tables_fresh && !batch.hot_scanned && !batch.scanned {
-            batch.hot_scanned = true;
+        if batch.tables_fresh && !batch.rescanned && !batch.scanned {
+            batch.rescanned = true;
             if self.owners.len() > MAX_CACHED_INODES {
                 self.owners.clear();
             }
             self.hot
-                .retain(|&pid| scan_pid(&self.proc_root, pid, &mut self.owners));
+                .retain(|&pid| scan_pid(&self.proc_root, pid, &mut self.owners) != PidScan::Gone);
+            if let Some(&pid) = self.owners.get(&inode) {
+                return Some(pid);
+            }
+            self.scan_new_pids();
             if let Some(&pid) = self.owners.get(&inode) {
                 return Some(pid);
             }
         }
-        if !batch.scanned && due(self.full_scan, now, MIN_FULL_SCAN) {
-            self.scan_all(now);
+        if !batch.scanned && self.scan_budget.take(now) {
+            self.scan_all();
             batch.scanned = true;
         }
         self.owners.get(&inode).copied()
     }
 
-    fn read_tables(&mut self, now: Instant) {
+    /// The pids now under the `/proc` root.
+    fn list_pids(&self) -> Vec<u32> {
+        fs::read_dir(&self.proc_root)
+            .map(|dir| {
+                dir.flatten()
+                    .filter_map(|d| d.file_name().to_str()?.parse::<u32>().ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Reads the descriptors of processes started since the last look (at most
+    /// [`MAX_NEW_PIDS`]; the others count as new again next time).
+    fn scan_new_pids(&mut self) {
+        let mut known = HashSet::new();
+        let mut read = 0;
+        for pid in self.list_pids() {
+            if !self.known_pids.contains(&pid) {
+                if read >= MAX_NEW_PIDS {
+                    continue;
+                }
+                read += 1;
+                scan_pid(&self.proc_root, pid, &mut self.owners);
+            }
+            known.insert(pid);
+        }
+        self.known_pids = known;
+    }
+
+    fn read_tables(&mut self) {
         let read = |names: [&str; 2]| {
             names
                 .iter()
@@ -457,44 +539,91 @@ impl Attributor {
         };
         self.tcp = read(["tcp", "tcp6"]);
         self.udp = read(["udp", "udp6"]);
-        self.tables_read = Some(now);
     }
 
     /// Rebuilds the inode-to-pid cache from every process's descriptors, and the local
     /// addresses.
-    fn scan_all(&mut self, now: Instant) {
-        self.full_scan = Some(now);
+    fn scan_all(&mut self) {
+        self.scanned_once = true;
         self.locals = (self.local_addresses)().into_iter().collect();
         let mut owners = HashMap::new();
-        if let Ok(dir) = fs::read_dir(&self.proc_root) {
-            for d in dir.flatten() {
-                if let Some(pid) = d.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) {
-                    scan_pid(&self.proc_root, pid, &mut owners);
-                }
-                if owners.len() >= MAX_CACHED_INODES {
-                    break;
-                }
+        let mut denied = 0usize;
+        let mut first_denied = None;
+        let pids = self.list_pids();
+        for &pid in &pids {
+            if owners.len() >= MAX_CACHED_INODES {
+                break;
+            }
+            if let PidScan::Denied(why) = scan_pid(&self.proc_root, pid, &mut owners) {
+                denied += 1;
+                first_denied.get_or_insert((pid, why));
             }
         }
+        self.known_pids = pids.into_iter().collect();
         self.owners = owners;
+        if let Some((pid, why)) = first_denied
+            && !self.noted
+        {
+            self.noted = true;
+            let name = program_name(&self.proc_root, pid).unwrap_or_default();
+            self.note = Some(format!(
+                "program attribution incomplete: cannot read the open files of {denied} processes \
+                 (first: pid {pid} {}: {why}; reading another user's /proc/PID/fd needs \
+                 CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE); their flows say proc=unknown",
+                quote(&escape(&name))
+            ));
+        }
     }
 }
 
 /// What one [`Attributor::annotate`] call has already done (each at most once per batch).
 #[derive(Default)]
 struct Batch {
+    tables_tried: bool,
     tables_fresh: bool,
-    hot_scanned: bool,
+    rescanned: bool,
     scanned: bool,
 }
 
-fn due(last: Option<Instant>, now: Instant, every: Duration) -> bool {
-    last.is_none_or(|t| now.saturating_duration_since(t) >= every)
+/// A token bucket: up to `burst` operations at once, refilled at `per_sec`.
+#[derive(Debug, Clone, Copy)]
+struct Budget {
+    tokens: f64,
+    burst: f64,
+    per_sec: f64,
+    last: Option<Instant>,
+}
+
+impl Budget {
+    fn new(burst: f64, per_sec: f64) -> Budget {
+        Budget {
+            tokens: burst,
+            burst,
+            per_sec,
+            last: None,
+        }
+    }
+
+    /// Takes one token if there is one.
+    fn take(&mut self, now: Instant) -> bool {
+        if let Some(last) = self.last {
+            let refill = now.saturating_duration_since(last).as_secs_f64() * self.per_sec;
+            self.tokens = (self.tokens + refill).min(self.burst);
+        }
+        self.last = Some(now.max(self.last.unwrap_or(now)));
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn sa(s: &str) -> SocketAddr {
         s.parse().expect("socket address")
@@ -877,6 +1006,7 @@ mod tests {
                 "new tcp 127.0.0.1:1 -> 127.0.0.1:2",
             ]
         );
+        assert_eq!(events.len(), 7, "every process was readable: no note");
         let mut disabled = Attributor::new(&p.0, no_addresses);
         disabled.enabled = false;
         let mut one = vec![net("new tcp 127.0.0.1:40000 -> 127.0.0.1:8080 flags=S")];
@@ -886,14 +1016,52 @@ mod tests {
 
     #[test]
     #[cfg(target_endian = "little")]
-    fn rescans_are_rate_limited() {
-        let p = FakeProc::new("limits");
+    fn unreadable_descriptors_are_reported_once() {
+        let p = FakeProc::new("denied");
+        p.tables(TCP, UDP);
+        p.process(100, Some("/usr/bin/firefox"), "firefox", &[4002]);
+        // A process whose descriptors cannot be listed (here: not a directory).
+        fs::create_dir_all(p.0.join("300")).expect("mkdir");
+        fs::write(p.0.join("300/fd"), "").expect("write");
+        let mut a = Attributor::new(&p.0, no_addresses);
+        let t0 = Instant::now();
+        let mut first = vec![
+            net("new tcp 127.0.0.1:40000 -> 127.0.0.1:8080 flags=S"),
+            net("new tcp 10.0.0.7:54321 -> 10.0.0.5:8080 flags=S"),
+        ];
+        a.annotate(&mut first, t0);
+        assert!(
+            first[0]
+                .detail
+                .ends_with("proc=\"firefox\" pid=100 user=nobody")
+        );
+        assert!(first[1].detail.ends_with("proc=unknown"));
+        assert_eq!(first.len(), 3);
+        assert_eq!(first[2].kind, EventKind::Status);
+        assert!(
+            first[2].detail.starts_with(
+                "program attribution incomplete: cannot read the open files of 1 processes"
+            ),
+            "{}",
+            first[2].detail
+        );
+        let mut later = vec![net("new tcp 10.0.0.7:54321 -> 10.0.0.5:8080 flags=S")];
+        a.annotate(&mut later, t0 + Duration::from_secs(2));
+        assert_eq!(later.len(), 1, "said once");
+    }
+
+    #[test]
+    #[cfg(target_endian = "little")]
+    fn new_owners_are_found_by_cheap_rescans_and_full_scans_are_budgeted() {
+        let p = FakeProc::new("scans");
         let header = TCP.lines().next().expect("header").to_string() + "\n";
         p.tables(&(header.clone() + &conn(0, 40000, 7001)), "");
         p.process(100, Some("/usr/bin/firefox"), "firefox", &[7001]);
-        p.process(200, Some("/usr/bin/other"), "other", &[]);
+        p.process(200, Some("/usr/bin/old"), "old", &[]);
+        p.process(300, Some("/usr/bin/older"), "older", &[]);
         let mut a = Attributor::new(&p.0, no_addresses);
         let t0 = Instant::now();
+        let ms = Duration::from_millis;
         let ask = |a: &mut Attributor, sport: u16, at: Duration| {
             let mut e = vec![net(&format!(
                 "new tcp 127.0.0.1:{sport} -> 127.0.0.1:8080 flags=S"
@@ -901,37 +1069,77 @@ mod tests {
             a.annotate(&mut e, t0 + at);
             e.remove(0).detail
         };
-        assert!(ask(&mut a, 40000, Duration::ZERO).ends_with("pid=100 user=nobody"));
-        // New sockets: one of the hot firefox, one of another process.
-        let both = header + &conn(0, 40000, 7001) + &conn(1, 40001, 7002) + &conn(2, 40002, 7003);
-        p.tables(&both, "");
+        // The first flow: tables read and every process scanned (one of two full scans).
+        assert!(ask(&mut a, 40000, ms(0)).ends_with("proc=\"firefox\" pid=100 user=nobody"));
+        // New sockets of the recent process, of a process started since, of two old ones.
+        let mut tables = header.clone();
+        for (sl, (sport, inode)) in [
+            (40000, 7001),
+            (40001, 7002),
+            (40002, 7003),
+            (40003, 7004),
+            (40004, 7005),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            tables += &conn(sl as u32, sport, inode);
+        }
+        p.tables(&tables, "");
         p.fd(100, 4, 7002);
-        p.fd(200, 3, 7003);
-        // Too soon after the last table read: the cached tables do not know them yet.
-        assert!(ask(&mut a, 40001, Duration::from_millis(5)).ends_with("proc=unknown"));
-        // Tables reread; the hot process's new socket is found by rescanning it alone.
-        assert!(
-            ask(&mut a, 40001, MIN_TABLE_REFRESH + Duration::from_millis(5))
-                .ends_with("proc=\"firefox\" pid=100 user=nobody")
-        );
-        // The other process needs a full scan, not due yet: unknown, until it is.
+        p.process(400, Some("/tmp/exam-probe"), "exam-probe", &[7003]);
+        p.fd(200, 3, 7004);
+        // Found by the cheap rescans, without a full scan.
+        assert!(ask(&mut a, 40001, ms(1)).ends_with("proc=\"firefox\" pid=100 user=nobody"));
+        assert!(ask(&mut a, 40002, ms(2)).ends_with("proc=\"exam-probe\" pid=400 user=nobody"));
+        // An old process needs a full scan: the second of the burst...
+        assert!(ask(&mut a, 40003, ms(3)).ends_with("proc=\"old\" pid=200 user=nobody"));
+        // Another old process's new socket, after that scan...
+        p.fd(300, 3, 7005);
+        // ...and then the budget refills at 4 a second.
+        assert!(ask(&mut a, 40004, ms(4)).ends_with("proc=unknown"));
         assert!(
             ask(
                 &mut a,
-                40002,
-                MIN_TABLE_REFRESH * 2 + Duration::from_millis(10)
+                40004,
+                ms(4) + Duration::from_secs_f64(1.0 / FULL_SCANS_PER_SEC)
             )
-            .ends_with("proc=unknown")
-        );
-        assert!(
-            ask(&mut a, 40002, MIN_FULL_SCAN + Duration::from_millis(1))
-                .ends_with("proc=\"other\" pid=200 user=nobody")
+            .ends_with("proc=\"older\" pid=300 user=nobody")
         );
         // A process that exited is not named from the cache.
-        fs::remove_dir_all(p.0.join("200")).expect("rm");
-        assert!(
-            ask(&mut a, 40002, MIN_FULL_SCAN * 3).ends_with("proc=unknown"),
-            "gone"
+        fs::remove_dir_all(p.0.join("300")).expect("rm");
+        assert!(ask(&mut a, 40004, Duration::from_secs(5)).ends_with("proc=unknown"));
+    }
+
+    #[test]
+    #[cfg(target_endian = "little")]
+    fn table_reads_are_budgeted() {
+        let p = FakeProc::new("tables");
+        let header = TCP.lines().next().expect("header").to_string() + "\n";
+        p.tables(&(header.clone() + &conn(0, 40000, 7001)), "");
+        p.process(100, Some("/usr/bin/firefox"), "firefox", &[7001]);
+        let mut a = Attributor::new(&p.0, no_addresses);
+        let t0 = Instant::now();
+        let ask = |a: &mut Attributor, sport: u16, at: Instant| {
+            let mut e = vec![net(&format!(
+                "new tcp 127.0.0.1:{sport} -> 127.0.0.1:8080 flags=S"
+            ))];
+            a.annotate(&mut e, at);
+            e.remove(0).detail
+        };
+        // A burst of batches at one instant uses up the table reads...
+        for _ in 0..TABLE_BURST as usize {
+            assert!(ask(&mut a, 40000, t0).ends_with("pid=100 user=nobody"));
+        }
+        p.tables(
+            &(header + &conn(0, 40000, 7001) + &conn(1, 40001, 7002)),
+            "",
         );
+        p.fd(100, 4, 7002);
+        // ...so a new socket is not in the tables read last,
+        assert!(ask(&mut a, 40001, t0).ends_with("proc=unknown"));
+        // until the budget refills (50 a second).
+        let later = t0 + Duration::from_secs_f64(1.0 / TABLE_READS_PER_SEC);
+        assert!(ask(&mut a, 40001, later).ends_with("proc=\"firefox\" pid=100 user=nobody"));
     }
 }
