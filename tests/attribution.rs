@@ -1,6 +1,7 @@
 //! Program attribution (issue 6): a program started by the test opens a TCP connection and
 //! sends a UDP datagram on loopback while the real server and client run; the `net new` lines
-//! in the server's file name that program, its pid and its user.
+//! in the server's file name that program, its pid and its user, and the server's policy
+//! judges them by that name.
 
 mod common;
 
@@ -22,7 +23,10 @@ fn flow_lines_name_the_program_that_opened_the_socket() {
     let dir = temp_dir("attribution");
     let (sport, cport) = ports(70);
     let key = keygen(&dir, "k.key");
-    let _srv = server(&dir, &key, sport, cport, &[]);
+    let policy = dir.join("policy.toml");
+    std::fs::write(&policy, "[programs]\nallow = [\"firefox*\", \"proctor\"]\n").unwrap();
+    let policy_arg = policy.display().to_string();
+    let _srv = server(&dir, &key, sport, cport, &["--policy", &policy_arg]);
     let cl = client(&dir, &key, cport, "attr-pc", &[]);
     assert_joined_and_capturing(&_srv, &cl, &dir, "attr-pc");
 
@@ -60,7 +64,10 @@ fn flow_lines_name_the_program_that_opened_the_socket() {
         tcp_line.is_some() && udp_line.is_some()
     });
     let _ = child.wait();
-    let want = format!(" proc=\"exam-probe\" pid={pid} user=root");
+    let want = format!(
+        " proc=\"exam-probe\" pid={pid} user=root \
+         verdict=flagged why=\"program exam-probe not allowed\""
+    );
     for line in [&tcp_line, &udp_line] {
         let line = line
             .as_deref()

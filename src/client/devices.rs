@@ -71,19 +71,27 @@ impl UsbDevice {
     }
 
     /// The event detail: `VERB usb BUSPATH vendor_id=.. product_id=.. vendor=".." model=".."
-    /// serial=".." class=WORD`. Every field is present (strings empty when the device has
-    /// none); text from the device is escaped, strings always quoted.
+    /// serial=".." class=WORD`. A string the device does not have is left out (as on mount
+    /// lines), so `serial=` always names a real serial number; text from the device is
+    /// escaped, strings always quoted.
     pub fn describe(&self, verb: &str) -> String {
-        format!(
-            "{verb} usb {} vendor_id={} product_id={} vendor={} model={} serial={} class={}",
+        let mut d = format!(
+            "{verb} usb {} vendor_id={} product_id={}",
             token(&escape(&self.bus_path)),
             token(&escape(&self.vendor_id)),
             token(&escape(&self.product_id)),
-            quote(&escape(&self.vendor)),
-            quote(&escape(&self.model)),
-            quote(&escape(&self.serial)),
-            self.class()
-        )
+        );
+        for (key, value) in [
+            ("vendor", &self.vendor),
+            ("model", &self.model),
+            ("serial", &self.serial),
+        ] {
+            if !value.is_empty() {
+                d.push_str(&format!(" {key}={}", quote(&escape(value))));
+            }
+        }
+        d.push_str(&format!(" class={}", self.class()));
+        d
     }
 
     /// What must stay the same for this to be the same plugged device at its port.
@@ -731,8 +739,7 @@ mod tests {
         );
         assert_eq!(
             got[1].describe("present"),
-            "present usb 1-3.1 vendor_id=0bda product_id=8812 vendor=\"Realtek\" model=\"\" \
-             serial=\"\" class=other"
+            "present usb 1-3.1 vendor_id=0bda product_id=8812 vendor=\"Realtek\" class=other"
         );
         assert_eq!(got[2].class(), "hid");
         assert_eq!(got[2].classes, [0x03]);
@@ -839,9 +846,7 @@ mod tests {
         let ev = t.update(swapped[1..].to_vec(), t0 + ms(2100));
         assert_eq!(
             details(&ev),
-            [
-                "removed usb 1-1 vendor_id=abcd product_id=0001 vendor=\"\" model=\"\" serial=\"\" class=mass-storage"
-            ]
+            ["removed usb 1-1 vendor_id=abcd product_id=0001 class=mass-storage"]
         );
         assert_eq!(t.len(), 3);
         // A device held back and unplugged before it was reported leaves no trace.
@@ -947,7 +952,7 @@ mod tests {
         assert_eq!(
             lines,
             [
-                "device present usb 1-1 vendor_id=046d product_id=c52b vendor=\"Logitech\" model=\"\" serial=\"\" class=hid".to_string(),
+                "device present usb 1-1 vendor_id=046d product_id=c52b vendor=\"Logitech\" class=hid".to_string(),
                 format!(
                     "status watching USB devices in {} (1 present; kernel notifications and a rescan every second)",
                     f.0.join("bus/usb/devices").display()
