@@ -63,6 +63,9 @@ pub enum Command {
     /// Internal: mount watcher worker started by the client.
     #[command(name = "__mount-worker", hide = true)]
     MountWorker,
+    /// Internal: USB device watcher worker started by the client.
+    #[command(name = "__device-worker", hide = true)]
+    DeviceWorker(DeviceWorkerArgs),
     /// Internal: benchmark load generator speaking the real protocol.
     #[command(name = "__loadgen", hide = true)]
     Loadgen(LoadgenArgs),
@@ -285,6 +288,22 @@ pub struct ClientArgs {
     /// the oldest are dropped and their number is reported.
     #[arg(long = "spool-limit", default_value_t = 1_000_000, value_name = "EVENTS", value_parser = clap::value_parser!(u64).range(1..))]
     pub spool_limit: u64,
+    /// Where sysfs is mounted, for the USB device worker (hidden: tests point it at a fake tree).
+    #[arg(
+        long = "sysfs-root",
+        default_value = "/sys",
+        value_name = "DIR",
+        hide = true
+    )]
+    pub sysfs_root: PathBuf,
+}
+
+/// Hidden `__device-worker` arguments, passed by the client.
+#[derive(Args, Debug)]
+pub struct DeviceWorkerArgs {
+    /// Where sysfs is mounted (a fake tree in tests).
+    #[arg(long = "sysfs", default_value = "/sys", value_name = "DIR")]
+    pub sysfs: PathBuf,
 }
 
 /// `proctor inspect`.

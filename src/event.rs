@@ -1,4 +1,5 @@
-//! What a client reports: one [`Event`] per network flow change, mount change or health note.
+//! What a client reports: one [`Event`] per network flow change, mount change, USB device
+//! change or health note.
 //!
 //! The same type travels from the worker processes to the client (as a tab-separated line on a
 //! pipe), from the client to the server (inside an encrypted frame) and into the log files (as a
@@ -17,6 +18,10 @@ pub enum EventKind {
     Unmount,
     /// Health of the client itself: baseline, worker restarts, drops, connection changes.
     Status,
+    /// A USB device present at start, plugged in or removed, whether or not anything of it is
+    /// mounted (`plugged usb 1-2 vendor_id=.. class=wireless`): a Wi-Fi stick or a phone
+    /// matters even when it never shows up as a file system.
+    Device,
 }
 
 impl EventKind {
@@ -27,6 +32,7 @@ impl EventKind {
             EventKind::Mount => "mount",
             EventKind::Unmount => "unmount",
             EventKind::Status => "status",
+            EventKind::Device => "device",
         }
     }
 
@@ -37,6 +43,7 @@ impl EventKind {
             "mount" => EventKind::Mount,
             "unmount" => EventKind::Unmount,
             "status" => EventKind::Status,
+            "device" => EventKind::Device,
             _ => return None,
         })
     }
@@ -48,6 +55,7 @@ impl EventKind {
             EventKind::Mount => 2,
             EventKind::Unmount => 3,
             EventKind::Status => 4,
+            EventKind::Device => 5,
         }
     }
 
@@ -58,6 +66,7 @@ impl EventKind {
             2 => EventKind::Mount,
             3 => EventKind::Unmount,
             4 => EventKind::Status,
+            5 => EventKind::Device,
             _ => return None,
         })
     }
@@ -193,10 +202,14 @@ mod tests {
             EventKind::Mount,
             EventKind::Unmount,
             EventKind::Status,
+            EventKind::Device,
         ] {
             assert_eq!(EventKind::from_code(k.code()), Some(k));
             assert_eq!(EventKind::parse(k.as_str()), Some(k));
         }
         assert_eq!(EventKind::from_code(0), None);
+        assert_eq!(EventKind::from_code(6), None);
+        assert_eq!(EventKind::Device.code(), 5);
+        assert_eq!(EventKind::Device.as_str(), "device");
     }
 }

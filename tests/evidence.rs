@@ -25,7 +25,8 @@ fn flows_in_logs(dir: &std::path::Path, src_port: u16) -> (BTreeMap<u16, usize>,
     let needle = format!("net new udp 127.0.0.1:{src_port} -> 127.0.0.1:");
     for line in all_logs(dir).lines() {
         if let Some(rest) = line.split(&needle).nth(1) {
-            let port: u16 = rest.trim().parse().unwrap();
+            // The port, before whatever the line carries after it (` proc=...`, a verdict).
+            let port: u16 = rest.split_whitespace().next().unwrap().parse().unwrap();
             *count.entry(port).or_insert(0) += 1;
             let seq = line
                 .split(' ')

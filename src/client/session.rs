@@ -3,6 +3,7 @@
 //! collects the workers' last events and says goodbye.
 
 use super::announcements::AnnounceSocket;
+use super::attribution::Attributor;
 use super::connector::Connector;
 use super::link::{Identity, Link, Trust};
 use super::spool::Spool;
@@ -33,7 +34,7 @@ pub struct SessionConfig {
     pub trust: Trust,
     /// The host name we report.
     pub hostname: String,
-    /// The two worker specs (capture may be absent when there is no interface).
+    /// The worker specs: mounts, USB devices and capture (absent without an interface).
     pub workers: Vec<WorkerSpec>,
     /// Extra status lines to report at start (e.g. "no interface to capture on").
     pub notes: Vec<String>,
@@ -113,6 +114,8 @@ struct Run<'a> {
     spool: Option<Spool>,
     connector: Connector,
     own_attempt: bool,
+    /// Names the program behind each new flow (needs this process's root).
+    procs: Attributor,
 }
 
 /// Runs the session until the server stops it, another session takes over, or `exit` is set.
@@ -142,6 +145,7 @@ pub fn run(
         spool: None,
         connector: Connector::new(),
         own_attempt: false,
+        procs: Attributor::system(),
     };
     let limit = cfg.spool_limit.max(1);
     while run.queue.len() > limit {
@@ -459,7 +463,8 @@ impl Run<'_> {
     }
 
     fn service_worker(&mut self, i: usize) {
-        let events = self.workers[i].read_events();
+        let mut events = self.workers[i].read_events();
+        self.procs.annotate(&mut events, Instant::now());
         for e in events {
             self.push(e);
         }

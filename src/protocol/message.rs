@@ -320,6 +320,12 @@ mod tests {
                 kind: EventKind::Mount,
                 detail: b"tmpfs \xff".to_vec(),
             },
+            Message::Event {
+                seq: 9,
+                ts_ms: 10,
+                kind: EventKind::Device,
+                detail: b"plugged usb 1-2 class=wireless".to_vec(),
+            },
             Message::Ack { seq: 10 },
             Message::Heartbeat,
             Message::Stop,
@@ -351,6 +357,16 @@ mod tests {
             detail: vec![],
         }
         .encode();
+        e[17] = 5;
+        assert!(matches!(
+            Message::decode(&e),
+            Ok(Message::Event {
+                kind: EventKind::Device,
+                ..
+            })
+        ));
+        e[17] = 6;
+        assert_eq!(Message::decode(&e), Err(DecodeError::UnknownKind(6)));
         e[17] = 99;
         assert_eq!(Message::decode(&e), Err(DecodeError::UnknownKind(99)));
     }

@@ -681,7 +681,7 @@ impl Model {
                 let line_kind = match kind {
                     _ if flagged => LineKind::Flagged,
                     EventKind::Net => LineKind::Net,
-                    EventKind::Mount | EventKind::Unmount => LineKind::Mount,
+                    EventKind::Mount | EventKind::Unmount | EventKind::Device => LineKind::Mount,
                     EventKind::Status => LineKind::Status,
                 };
                 if flagged {
