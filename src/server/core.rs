@@ -571,27 +571,16 @@ impl ServerCore {
                         kind,
                         detail,
                     } => {
-                        let detail = escape_bytes(&detail);
-                        match a.registry.accept(&id, seq, kind, &detail, t) {
-                            SeqVerdict::Duplicate => return,
-                            SeqVerdict::Gap { from, to } => {
-                                let text =
-                                    format!("events {from} to {to} never arrived from this client");
-                                let _ = a
-                                    .store
-                                    .append(&id, &storage::server_line(t, "warning", &text));
-                                (self.sink)(Note::Warning(format!("{id}: {text}")));
+                        self.event(i, &id, seq, ts_ms, kind, &detail, t);
+                    }
+                    Message::Events { events } => {
+                        // A batch: each event exactly as if it had come alone; the loop's one
+                        // commit writes them with one write and acknowledges them with one Ack.
+                        for e in events {
+                            if !self.event(i, &id, e.seq, e.ts_ms, e.kind, &e.detail, t) {
+                                return;
                             }
-                            SeqVerdict::InOrder => {}
                         }
-                        let line = storage::event_line(ts_ms, seq, kind, &detail);
-                        if let Err(e) = a.store.append(&id, &line) {
-                            a.registry.rollback(&id);
-                            (self.sink)(Note::Warning(format!("cannot open log for {id}: {e}")));
-                            self.conns[i].close();
-                            return;
-                        }
-                        self.conns[i].note_pending(seq, ts_ms, kind, detail);
                     }
                     Message::Heartbeat => a.registry.touch(&id, t),
                     Message::Bye { last_seq } => {
@@ -613,6 +602,45 @@ impl ServerCore {
                 }
             }
         }
+    }
+
+    /// Queues one event of connection `i` for its client's file. Returns false when the
+    /// connection was closed (its file cannot be opened) and the rest of a batch must be dropped.
+    #[allow(clippy::too_many_arguments)]
+    fn event(
+        &mut self,
+        i: usize,
+        id: &ClientId,
+        seq: u64,
+        ts_ms: u64,
+        kind: EventKind,
+        detail: &[u8],
+        t: u64,
+    ) -> bool {
+        let Some(a) = self.active.as_mut() else {
+            return false;
+        };
+        let detail = escape_bytes(detail);
+        match a.registry.accept(id, seq, kind, &detail, t) {
+            SeqVerdict::Duplicate => return true,
+            SeqVerdict::Gap { from, to } => {
+                let text = format!("events {from} to {to} never arrived from this client");
+                let _ = a
+                    .store
+                    .append(id, &storage::server_line(t, "warning", &text));
+                (self.sink)(Note::Warning(format!("{id}: {text}")));
+            }
+            SeqVerdict::InOrder => {}
+        }
+        let line = storage::event_line(ts_ms, seq, kind, &detail);
+        if let Err(e) = a.store.append(id, &line) {
+            a.registry.rollback(id);
+            (self.sink)(Note::Warning(format!("cannot open log for {id}: {e}")));
+            self.conns[i].close();
+            return false;
+        }
+        self.conns[i].note_pending(seq, ts_ms, kind, detail);
+        true
     }
 
     fn hello(
