@@ -29,7 +29,9 @@ const MAX_WAIT: Duration = Duration::from_millis(100);
 pub fn parse_rate(s: &str) -> std::result::Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
-        _ => Err(format!("'{s}' is not a positive number of events per second")),
+        _ => Err(format!(
+            "'{s}' is not a positive number of events per second"
+        )),
     }
 }
 

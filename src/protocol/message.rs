@@ -5,9 +5,9 @@
 //! Events travel in batches ([`Message::Events`], built with [`BatchEncoder`]) so that one
 //! sealed frame, one seal/open and one write carry many of them.
 
+use super::frame::MAX_FRAME;
 use super::{SESSION_ID_LEN, SessionId};
 use crate::crypto::PROOF_LEN;
-use super::frame::MAX_FRAME;
 use crate::event::EventKind;
 use crate::signing::SIG_LEN;
 
@@ -556,7 +556,10 @@ mod tests {
             Message::decode(&with_count(u16::MAX)),
             Err(DecodeError::BadCount)
         );
-        assert_eq!(Message::decode(&[23, 0xff, 0xff]), Err(DecodeError::BadCount));
+        assert_eq!(
+            Message::decode(&[23, 0xff, 0xff]),
+            Err(DecodeError::BadCount)
+        );
         // One more than present (but plausible for the length): the body runs out; one fewer:
         // bytes are left over.
         assert_eq!(Message::decode(&with_count(4)), Err(DecodeError::Truncated));

@@ -119,9 +119,10 @@ pub enum Note {
     },
     /// A client finished the session cleanly.
     ClientStopped { client: ClientRecord },
-    /// An event was written to a client's file.
+    /// An event was written to a client's file. `client` is the record as of the end of the
+    /// batch the event came in, shared by that batch's notes (not copied per event).
     Event {
-        client: ClientRecord,
+        client: std::sync::Arc<ClientRecord>,
         seq: u64,
         ts_ms: u64,
         kind: EventKind,
@@ -741,7 +742,7 @@ impl ServerCore {
                 continue;
             }
             let acked = a.registry.commit(&id);
-            let rec = a.registry.get(&id).cloned();
+            let rec = a.registry.get(&id).cloned().map(std::sync::Arc::new);
             if let Some(rec) = rec {
                 // Export hook: the batch is in the client's file; copy its events out.
                 if self.exporter.is_active() {
