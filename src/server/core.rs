@@ -728,6 +728,10 @@ impl ServerCore {
             )));
         }
         for c in self.conns.iter_mut() {
+            // Most connections have nothing new in a round: skip them without copying their id.
+            if !c.has_pending() && failed.is_empty() {
+                continue;
+            }
             let Some(id) = c.client().cloned() else {
                 continue;
             };
