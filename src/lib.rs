@@ -11,9 +11,11 @@
 //!   [`fxhash`]: the fast hasher of its flow table.
 //! - [`inspect`]: offline replay of a capture through the same decoder.
 //! - [`loadgen`]: simulated lab PCs for benchmarks.
+//! - [`policy`]: the invigilator's allow-lists and the ok/flagged verdict of each event.
 //! - [`server`]: the headless core (poll loop, sessions, storage, registry) and its front ends.
 //! - [`client`]: the lab-PC daemon and its worker processes.
 //! - [`netif`], [`poll`], [`sys`], [`timefmt`]: small OS seams; [`hex`]: hex text.
+//! - `testkit` (hidden): test packets and a seeded generator shared by unit and integration tests.
 
 pub mod cli;
 pub mod client;
@@ -30,12 +32,13 @@ pub mod json;
 pub mod keyfile;
 pub mod loadgen;
 pub mod netif;
+pub mod policy;
 pub mod poll;
 pub mod protocol;
 pub mod server;
 pub mod signing;
 pub mod sys;
-#[cfg(test)]
-mod test_rng;
+#[doc(hidden)]
+pub mod testkit;
 pub mod timefmt;
 pub mod tls_sni;

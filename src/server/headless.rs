@@ -55,6 +55,13 @@ pub fn note_line(note: &Note) -> Option<String> {
             b.text.pop();
             b.text
         }
+        Note::PolicyReloaded { path, summary } => {
+            format!("policy reloaded from {}: {summary}", path.display())
+        }
+        Note::PolicyFailed { path, error } => format!(
+            "warning: policy reload failed, the previous policy stays in force ({}): {error}",
+            path.display()
+        ),
         Note::Warning(w) => format!("warning: {w}"),
         Note::Rejected { peer, reason } => format!("rejected {peer}: {reason}"),
         Note::Exited | Note::Clients(_) => return None,
@@ -89,6 +96,10 @@ impl LineBuffer {
                     .is_some_and(|(c, _)| Arc::ptr_eq(c, client));
                 if !same {
                     self.last_client = Some((client.clone(), format!("{} ", client.id)));
+                }
+                // Flagged events start with a word that stands out in a terminal and in grep.
+                if crate::policy::verdict_of(detail).is_some_and(|v| v.is_flagged()) {
+                    out.push_str("FLAGGED ");
                 }
                 if let Some((_, id)) = &self.last_client {
                     out.push_str(id);
@@ -153,8 +164,18 @@ pub fn run(cfg: CoreConfig, stop_after: Option<Duration>) -> Result<()> {
         .map(|b| format!("{b}:{}", cfg.client_port))
         .collect();
     let (port, targets_text) = (cfg.server_port, targets.join(", "));
+    let policy = cfg
+        .policy
+        .as_ref()
+        .map(|p| format!("policy {}: {}", p.path().display(), p.policy().summary()));
     let (tx, rx) = std::sync::mpsc::channel();
     let sink = Box::new(move |note: Note| {
+        if let Note::PolicyFailed { .. } = note
+            && let Some(line) = note_line(&note)
+        {
+            // Also on stderr, where a service manager's journal or a terminal shows it.
+            eprintln!("proctor: {line}");
+        }
         let _ = tx.send(note);
     });
     let signing = cfg.signer.as_ref().map(|s| s.public().fingerprint());
@@ -162,6 +183,9 @@ pub fn run(cfg: CoreConfig, stop_after: Option<Duration>) -> Result<()> {
     println!(
         "proctor server listening on TCP port {port}, announcing to {targets_text}, key fingerprint {fingerprint}"
     );
+    if let Some(p) = policy {
+        println!("{p}");
+    }
     if let Some(f) = signing {
         println!("stronger mode: announcements and handshakes signed with key {f}");
     }
