@@ -313,7 +313,8 @@ impl Run<'_> {
         let Some(l) = self.link.as_mut() else {
             return;
         };
-        if l.backlog() >= MAX_BACKLOG {
+        let unsent = self.queue.back().is_some_and(|(s, _)| *s > self.sent_upto);
+        if !unsent || l.backlog() >= MAX_BACKLOG {
             return;
         }
         let first = self.queue.partition_point(|(s, _)| *s <= self.sent_upto);

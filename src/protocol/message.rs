@@ -186,7 +186,8 @@ impl BatchEncoder {
     /// An empty batch whose body stays within `limit` bytes (at least one event always fits,
     /// whatever the limit, so a batch is never stuck).
     pub fn with_limit(limit: usize) -> Self {
-        let mut body = Vec::with_capacity(limit.min(MAX_SEALED_BODY));
+        // Grows as events come (a quiet client's batch of one stays small).
+        let mut body = Vec::with_capacity(256);
         body.extend_from_slice(&[tag::EVENTS, 0, 0]);
         BatchEncoder {
             body,
@@ -220,7 +221,8 @@ impl BatchEncoder {
     /// The encoded `Events` message, ready to seal; the encoder is empty again afterwards.
     pub fn take(&mut self) -> Vec<u8> {
         self.body[1..3].copy_from_slice(&self.count.to_be_bytes());
-        let mut next = Vec::with_capacity(self.body.capacity());
+        // The next batch is likely the size of this one.
+        let mut next = Vec::with_capacity(self.body.len());
         next.extend_from_slice(&[tag::EVENTS, 0, 0]);
         self.count = 0;
         std::mem::replace(&mut self.body, next)
