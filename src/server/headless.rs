@@ -174,7 +174,7 @@ pub fn run(cfg: CoreConfig, stop_after: Option<Duration>) -> Result<()> {
             && let Some(line) = note_line(&note)
         {
             // Also on stderr, where a service manager's journal or a terminal shows it.
-            eprintln!("proctor: {line}");
+            log::warn!("{}", line.strip_prefix("warning: ").unwrap_or(&line));
         }
         let _ = tx.send(note);
     });
