@@ -346,6 +346,16 @@ pub struct LoadgenArgs {
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 120.0)]
     pub timeout: f64,
+    /// Pace the events: at most this many per second over all connections together (each
+    /// sent as soon as it is due, so a low rate gives one event per frame, as a quiet lab PC
+    /// does). Without it, events go out as fast as the window allows.
+    #[arg(long, value_name = "EVENTS_PER_S", value_parser = crate::loadgen::parse_rate)]
+    pub rate: Option<f64>,
+    /// Append the send time to each event's detail as ` t=<microseconds since the Unix epoch>`
+    /// (taken just before the event is sealed), so transport latency can be read from the
+    /// server's files: file line seen minus `t`.
+    #[arg(long)]
+    pub stamp: bool,
 }
 
 /// Hidden `__capture-worker` arguments, passed by the client.

@@ -125,6 +125,9 @@ impl Event {
 /// that text from a lab PC (host names, mount points, anything) is one safe line in a log file
 /// or a terminal. Printable Unicode is kept as it is.
 pub fn escape(s: &str) -> String {
+    if is_printable_ascii(s.as_bytes()) {
+        return s.to_string();
+    }
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -145,6 +148,11 @@ pub fn escape(s: &str) -> String {
 /// Turns bytes of unknown encoding into safe text: invalid UTF-8 becomes `\xNN`, the rest is
 /// escaped as by [`escape`].
 pub fn escape_bytes(b: &[u8]) -> String {
+    if is_printable_ascii(b)
+        && let Ok(s) = std::str::from_utf8(b)
+    {
+        return s.to_owned();
+    }
     let mut out = String::with_capacity(b.len());
     for chunk in b.utf8_chunks() {
         out.push_str(&escape(chunk.valid()));
@@ -153,6 +161,11 @@ pub fn escape_bytes(b: &[u8]) -> String {
         }
     }
     out
+}
+
+/// Printable ASCII only (nearly every real detail): nothing to escape, a plain copy will do.
+fn is_printable_ascii(b: &[u8]) -> bool {
+    b.iter().all(|c| (0x20..0x7f).contains(c))
 }
 
 /// True when `s` is already in the form [`escape`] produces (no raw control characters).
@@ -193,6 +206,10 @@ mod tests {
         assert_eq!(escape_bytes(b"ok\xff\x1b[31m"), "ok\\xff\\x1b[31m");
         assert_eq!(escape("a\u{202e}b"), "a\\u{202e}b");
         assert!(is_clean(&escape("x\ny\u{202e}")));
+        // The printable-ASCII fast path stops at the edges of that range.
+        assert_eq!(escape_bytes(b" ~ok"), " ~ok");
+        assert_eq!(escape_bytes(b"a\x7fb\x1f"), "a\\x7fb\\x1f");
+        assert_eq!(escape("tab\there"), "tab\\x09here");
     }
 
     #[test]

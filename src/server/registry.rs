@@ -196,7 +196,11 @@ impl Registry {
             EventKind::Mount | EventKind::Unmount | EventKind::Device => r.mount_events += 1,
             EventKind::Status => {}
         }
-        r.last_event = format!("{kind} {detail}");
+        // Reuses the string's room: this runs for every event.
+        r.last_event.clear();
+        r.last_event.push_str(kind.as_str());
+        r.last_event.push(' ');
+        r.last_event.push_str(detail);
         verdict
     }
 
