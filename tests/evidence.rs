@@ -63,7 +63,7 @@ fn server_killed_mid_stream_and_restarted_loses_and_duplicates_nothing() {
     assert_joined_and_capturing(&srv, &cl, &dir, "kill-srv-pc");
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     let src = sock.local_addr().unwrap().port();
-    let base = 36000 + (std::process::id() % 1000) as u16 * 3;
+    let base = 12000 + (std::process::id() % 1000) as u16 * 3;
     let first = base..base + 100;
     let during = base + 100..base + 200;
     let after = base + 200..base + 300;
@@ -159,7 +159,7 @@ fn client_killed_while_the_server_is_down_delivers_its_spool_once_after_both_res
     assert_joined_and_capturing(&srv, &cl, &dir, "kill-cl-pc");
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     let src = sock.local_addr().unwrap().port();
-    let base = 33000 + (std::process::id() % 1000) as u16 * 3;
+    let base = 15000 + (std::process::id() % 1000) as u16 * 3;
 
     send_flows(&sock, base..base + 50, 200);
     assert!(wait_until(Duration::from_secs(5), || flows_in_logs(
@@ -228,7 +228,7 @@ fn a_full_log_filesystem_keeps_events_unacknowledged_until_there_is_room() {
     }
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     let src = sock.local_addr().unwrap().port();
-    let base = 30000 + (std::process::id() % 1000) as u16 * 3;
+    let base = 18000 + (std::process::id() % 1000) as u16 * 3;
     send_flows(&sock, base..base + 60, 200);
     assert!(
         srv.wait_for("cannot write log for full-pc", Duration::from_secs(5)),
