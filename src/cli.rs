@@ -34,6 +34,9 @@ pub enum Command {
     Client(ClientArgs),
     /// Print the network events the client would report for a capture file (pcap or pcapng).
     Inspect(InspectArgs),
+    /// Write a self-contained HTML report of a session from its log directory (flagged events,
+    /// counts, connection gaps, full logs), and print a summary.
+    Report(ReportArgs),
     /// Internal: packet capture worker started by the client.
     #[command(name = "__capture-worker", hide = true)]
     CaptureWorker(CaptureWorkerArgs),
@@ -242,6 +245,23 @@ pub struct InspectArgs {
     /// The capture file (pcap or pcapng).
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
+}
+
+/// `proctor report`.
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// The session's log directory: one of the directories the server creates under its --logs
+    /// directory (e.g. server_logs/2026-11-26T14-09-42Z). Only the files are needed, so it can
+    /// be a copy on another machine.
+    #[arg(value_name = "SESSION_DIR")]
+    pub session_dir: PathBuf,
+    /// Where to write the HTML report. Default: report.html inside SESSION_DIR.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// No progress on standard error (by default: a live files/bytes line on a terminal,
+    /// otherwise one closing line). The summary on standard output is still printed.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
 }
 
 /// Hidden `__loadgen` arguments (benchmarks).

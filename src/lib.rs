@@ -9,6 +9,7 @@
 //! - [`event`]: what a client reports, and how text from outside is escaped.
 //! - [`filter`]: pure packet decoding and the selection rule; [`flows`]: per-flow reporting.
 //! - [`inspect`]: offline replay of a capture through the same decoder.
+//! - [`report`]: the after-the-fact HTML report of a session's log directory.
 //! - [`loadgen`]: simulated lab PCs for benchmarks.
 //! - [`server`]: the headless core (poll loop, sessions, storage, registry) and its front ends.
 //! - [`client`]: the lab-PC daemon and its worker processes.
@@ -30,6 +31,7 @@ pub mod loadgen;
 pub mod netif;
 pub mod poll;
 pub mod protocol;
+pub mod report;
 pub mod server;
 pub mod signing;
 pub mod sys;
