@@ -137,7 +137,13 @@ tr:last-child td { border-bottom:none; }
 .timeline td.what, .gaps td.reason { word-break:break-word; }
 .none { color:var(--muted); margin:4px 0; }
 .counts { width:auto; }
-.counts td, .counts th { padding:3px 14px 3px 0; border:none; }
+.counts td, .counts th { padding:3px 0 3px 22px; border:none; text-align:right; }
+.counts td:first-child, .counts th:first-child { padding-left:0; }
+.overview .strip { margin:4px 0 0; }
+.legend { color:var(--muted); font-size:12px; margin:8px 0 0; display:flex; gap:18px; }
+.legend i { display:inline-block; width:10px; height:12px; vertical-align:-2px; margin-right:5px; border-radius:2px; }
+.legend i.mark { width:3px; background:var(--flag); }
+.legend i.gapband { background:repeating-linear-gradient(45deg,#f7c98b,#f7c98b 3px,#fde7c7 3px,#fde7c7 6px); }
 details { margin-top:14px; border:1px solid var(--line); border-radius:8px; }
 summary { cursor:pointer; padding:7px 12px; background:#fafbfc; border-radius:8px; }
 pre { margin:0; padding:8px 12px; max-height:560px; overflow:auto; white-space:pre-wrap; word-break:break-all; }
@@ -306,7 +312,13 @@ fn overview(s: &Session, out: &mut dyn Write) -> io::Result<()> {
             strip(s, i, m)
         )?;
     }
-    writeln!(out, "</tbody>\n</table>\n</section>")
+    writeln!(out, "</tbody>\n</table>")?;
+    writeln!(
+        out,
+        "<p class=\"legend\"><span><i class=\"mark\"></i>flagged event</span>\
+         <span><i class=\"gapband\"></i>no connection to the server</span>\
+         <span>timeline: the whole session, start to stop</span></p>\n</section>"
+    )
 }
 
 /// A bar for the session's span with the machine's flagged events as marks and its
@@ -523,7 +535,7 @@ fn machine(
         )?;
     }
 
-    writeln!(
+    write!(
         out,
         "<details id=\"{id}-log\"><summary>Full log: <code>{}</code> ({}, {})</summary><pre>",
         escape(&m.file_name),
@@ -651,7 +663,7 @@ mod tests {
             assert!(
                 [
                     "!DOCTYPE", "html", "head", "meta", "title", "style", "body", "main", "h1", "h2",
-                    "h3", "p", "code", "time", "div", "strong", "section", "table", "thead", "tbody",
+                    "h3", "p", "code", "time", "div", "strong", "section", "table", "thead", "tbody", "i",
                     "tr", "th", "td", "a", "span", "details", "summary", "pre", "footer"
                 ]
                 .contains(&tag.as_str()),

@@ -81,7 +81,7 @@ impl Progress {
     /// One more file done.
     pub fn file_done(&mut self) {
         self.files += 1;
-        self.draw(self.files == self.files_total);
+        self.draw(true);
     }
 
     fn draw(&mut self, force: bool) {
