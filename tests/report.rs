@@ -12,7 +12,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/session-2026-report");
+const DATA: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/data/session-2026-report"
+);
 const HOSTILE: &str = "<script>alert(1)</script>";
 
 // ---- a small DOM built with quick-xml -------------------------------------------------------
@@ -104,7 +107,9 @@ fn parse(html: &str) -> El {
                 let a = a.expect("well-formed attribute");
                 (
                     AsRef::<str>::as_ref(&a.key).to_string(),
-                    a.normalized_value(quick_xml::XmlVersion::Implicit1_0).expect("attribute value").into_owned(),
+                    a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                        .expect("attribute value")
+                        .into_owned(),
                 )
             })
             .collect(),
@@ -211,7 +216,10 @@ fn report_of_the_recorded_session_orders_machines_and_shows_flagged_events_gaps_
 
     // Machines: most flagged first, then by name.
     let ms = machines(&doc);
-    let hosts: Vec<String> = ms.iter().map(|m| m.find("span", Some("host")).text()).collect();
+    let hosts: Vec<String> = ms
+        .iter()
+        .map(|m| m.find("span", Some("host")).text())
+        .collect();
     assert_eq!(hosts, ["pc-02", HOSTILE, "pc-01"]);
     let badges: Vec<String> = ms
         .iter()
@@ -225,18 +233,27 @@ fn report_of_the_recorded_session_orders_machines_and_shows_flagged_events_gaps_
         .map(|r| r.find("a", None).text())
         .collect();
     assert_eq!(overview, hosts, "overview table in the same order");
-    assert!(doc
-        .by_id("policy")
-        .unwrap()
-        .text()
-        .contains("9 flagged events on 3 machines"));
+    assert!(
+        doc.by_id("policy")
+            .unwrap()
+            .text()
+            .contains("9 flagged events on 3 machines")
+    );
 
     // Counts per kind match the files.
-    let files = ["pc-02_127.0.0.1.log", "_script_alert_1___script__127.0.0.1.log", "pc-01_127.0.0.1.log"];
+    let files = [
+        "pc-02_127.0.0.1.log",
+        "_script_alert_1___script__127.0.0.1.log",
+        "pc-01_127.0.0.1.log",
+    ];
     for (m, file) in ms.iter().zip(files) {
         let t = m.find("table", Some("counts"));
         let heads: Vec<String> = t.find_all("th", None).iter().map(|h| h.text()).collect();
-        let vals: Vec<u64> = t.find_all("td", None).iter().map(|d| d.text().parse().unwrap()).collect();
+        let vals: Vec<u64> = t
+            .find_all("td", None)
+            .iter()
+            .map(|d| d.text().parse().unwrap())
+            .collect();
         let shown: BTreeMap<String, u64> = heads.into_iter().zip(vals).collect();
         let expect = kind_counts(&dir.join(file));
         for (k, v) in &expect {
@@ -245,7 +262,10 @@ fn report_of_the_recorded_session_orders_machines_and_shows_flagged_events_gaps_
         assert_eq!(shown["events"], expect.values().sum::<u64>(), "{file}");
         assert_eq!(
             shown["flagged"],
-            std::fs::read_to_string(dir.join(file)).unwrap().matches(" verdict=flagged ").count() as u64
+            std::fs::read_to_string(dir.join(file))
+                .unwrap()
+                .matches(" verdict=flagged ")
+                .count() as u64
         );
     }
 
@@ -255,17 +275,30 @@ fn report_of_the_recorded_session_orders_machines_and_shows_flagged_events_gaps_
     assert_eq!(rows.len(), 4);
     let kinds: Vec<&str> = rows.iter().map(|r| r[1].as_str()).collect();
     assert_eq!(kinds, ["mount", "net", "net", "net"]);
-    assert!(rows[0][2].starts_with("<img/src=x/onerror=alert(2)> on /tmp/"), "{:?}", rows[0]);
-    assert!(!rows[0][2].contains("verdict="), "the verdict is not part of what happened");
+    assert!(
+        rows[0][2].starts_with("<img/src=x/onerror=alert(2)> on /tmp/"),
+        "{:?}",
+        rows[0]
+    );
+    assert!(
+        !rows[0][2].contains("verdict="),
+        "the verdict is not part of what happened"
+    );
     assert_eq!(rows[0][3], "removable storage is not allowed");
     assert!(rows[1][2].ends_with("sni=chat.example.com"));
     assert_eq!(rows[2][3], "destination 127.0.0.1:45191 is not allowed");
     assert_eq!(rows[0][0], "15:38:29.170");
     for link in tl.find_all("a", None) {
         let target = link.attr("href").unwrap().strip_prefix('#').unwrap();
-        let line = doc.by_id(target).unwrap_or_else(|| panic!("no anchor {target}"));
+        let line = doc
+            .by_id(target)
+            .unwrap_or_else(|| panic!("no anchor {target}"));
         assert!(line.has_class("flag"));
-        assert!(line.text().contains(" verdict=flagged why="), "{}", line.text());
+        assert!(
+            line.text().contains(" verdict=flagged why="),
+            "{}",
+            line.text()
+        );
     }
 
     // Connection gaps, from the server's own lines.
@@ -277,7 +310,10 @@ fn report_of_the_recorded_session_orders_machines_and_shows_flagged_events_gaps_
     assert_eq!(gaps[0][0][..3], ["15:38:36.563", "15:38:38.561", "2.0 s"]);
     assert_eq!(gaps[0][0][3], "no data for 2.5 s");
     assert_eq!(gaps[1][0][1], "not back before the end");
-    assert_eq!(gaps[1][0][2], "6.5 s", "lost 15:38:33.760, session stopped 15:38:40.306");
+    assert_eq!(
+        gaps[1][0][2], "6.5 s",
+        "lost 15:38:33.760, session stopped 15:38:40.306"
+    );
     assert_eq!(gaps[2][0][2], "1.3 s");
     assert_eq!(gaps[2][0][3], "connection closed without goodbye");
 
@@ -290,7 +326,11 @@ fn report_of_the_recorded_session_orders_machines_and_shows_flagged_events_gaps_
     // The full log of every machine is in the page, line for line, behind a link.
     for (i, (m, file)) in ms.iter().zip(files).enumerate() {
         let id = format!("m{}-log", i + 1);
-        assert!(m.find_all("a", None).iter().any(|a| a.attr("href") == Some(&format!("#{id}"))));
+        assert!(
+            m.find_all("a", None)
+                .iter()
+                .any(|a| a.attr("href") == Some(&format!("#{id}")))
+        );
         let details = doc.by_id(&id).unwrap();
         assert_eq!(details.name, "details");
         let pre = details.find("pre", None);
@@ -309,15 +349,27 @@ fn report_of_the_recorded_session_orders_machines_and_shows_flagged_events_gaps_
 
     // Escaping: the hostile host name and mount label are text, never elements.
     let mut bad = Vec::new();
-    doc.all(&|e| matches!(e.name.as_str(), "script" | "img" | "iframe" | "object"), &mut bad);
+    doc.all(
+        &|e| matches!(e.name.as_str(), "script" | "img" | "iframe" | "object"),
+        &mut bad,
+    );
     assert!(bad.is_empty(), "{bad:?}");
     assert_eq!(ms[1].find("span", Some("host")).text(), HOSTILE);
-    assert!(doc.find("title", None).text().contains("2026-11-26T15-38-27Z"));
+    assert!(
+        doc.find("title", None)
+            .text()
+            .contains("2026-11-26T15-38-27Z")
+    );
 
     // stdout: one line per machine, same order; stderr: one closing line (not a terminal).
     let lines: Vec<&str> = stdout.lines().collect();
-    assert!(lines[1].starts_with("policy: 9 flagged event(s) on 3 machine(s)"), "{stdout}");
-    assert!(lines[2].trim_start().starts_with("pc-02 (127.0.0.1)") && lines[2].contains("4 flagged"));
+    assert!(
+        lines[1].starts_with("policy: 9 flagged event(s) on 3 machine(s)"),
+        "{stdout}"
+    );
+    assert!(
+        lines[2].trim_start().starts_with("pc-02 (127.0.0.1)") && lines[2].contains("4 flagged")
+    );
     assert!(lines[3].trim_start().starts_with(HOSTILE) && lines[3].contains("1 gap (6.5 s)"));
     assert!(lines[4].trim_start().starts_with("pc-01") && lines[4].contains("2 flagged"));
     assert!(lines[2].contains("2 missing events"));
@@ -343,7 +395,11 @@ fn a_session_without_a_policy_says_nothing_was_judged() {
     }
     let (doc, _, stdout, _) = run_ok(&dir);
     let banner = doc.by_id("policy").unwrap();
-    assert!(banner.text().starts_with("No policy verdicts."), "{}", banner.text());
+    assert!(
+        banner.text().starts_with("No policy verdicts."),
+        "{}",
+        banner.text()
+    );
     let badges: Vec<String> = machines(&doc)
         .iter()
         .map(|m| m.find("span", Some("badge")).text())
@@ -369,11 +425,13 @@ fn malformed_truncated_and_hostile_lines_are_skipped_counted_and_escaped() {
     let mut text = std::fs::read_to_string(&pc01).unwrap();
     text.push_str("garbage line </pre></details><script>alert(3)</script>\n");
     text.push_str("2026-11-26T15:38:41.000Z seq=x net new tcp a -> b\n");
-    text.push_str("\n");
+    text.push('\n');
     // A client forging a verdict inside its own text, raw control bytes and invalid UTF-8.
     text.push_str("2026-11-26T15:38:41.100Z seq=99 mount a verdict=flagged why=\"forged\" \u{1b}[31m on /m verdict=ok\n");
     let mut bytes = text.into_bytes();
-    bytes.extend_from_slice(b"2026-11-26T15:38:41.200Z seq=100 net new tcp \xff\xfe -> x verdict=ok\n");
+    bytes.extend_from_slice(
+        b"2026-11-26T15:38:41.200Z seq=100 net new tcp \xff\xfe -> x verdict=ok\n",
+    );
     bytes.extend_from_slice(b"2026-11-26T15:38:41.300Z seq=101 net new tcp cut off verdi");
     std::fs::write(&pc01, bytes).unwrap();
     // A .log file that is not a proctor log is skipped and named.
@@ -382,16 +440,34 @@ fn malformed_truncated_and_hostile_lines_are_skipped_counted_and_escaped() {
     let (doc, html, stdout, _) = run_ok(&dir);
     assert!(!html.contains("<script>"));
     let ms = machines(&doc);
-    let pc01 = ms.iter().find(|m| m.find("span", Some("host")).text() == "pc-01").unwrap();
-    assert_eq!(pc01.find("span", Some("badge")).text(), "2 flagged", "the forged verdict lost");
+    let pc01 = ms
+        .iter()
+        .find(|m| m.find("span", Some("host")).text() == "pc-01")
+        .unwrap();
+    assert_eq!(
+        pc01.find("span", Some("badge")).text(),
+        "2 flagged",
+        "the forged verdict lost"
+    );
     let skipped = pc01.find("p", Some("skipped")).text();
     assert!(skipped.starts_with("4 lines skipped (line 69: no valid time stamp; line 70: no valid seq= field; line 71: empty line; line 74: cut off"), "{skipped}");
-    assert!(doc.by_id("skipped").unwrap().text().contains("file notes.log skipped: not a proctor log"));
+    assert!(
+        doc.by_id("skipped")
+            .unwrap()
+            .text()
+            .contains("file notes.log skipped: not a proctor log")
+    );
     assert!(stdout.contains("4 skipped lines"), "{stdout}");
     assert!(stdout.contains("skipped file notes.log"));
-    let log = doc.by_id(&format!("{}-log", pc01.attr("id").unwrap())).unwrap().text();
+    let log = doc
+        .by_id(&format!("{}-log", pc01.attr("id").unwrap()))
+        .unwrap()
+        .text();
     assert!(log.contains("garbage line </pre></details><script>alert(3)</script>"));
-    assert!(log.contains("\\x1b[31m"), "control characters are shown, not passed on");
+    assert!(
+        log.contains("\\x1b[31m"),
+        "control characters are shown, not passed on"
+    );
     assert!(log.contains("new tcp \u{fffd}\u{fffd} -> x"));
 }
 
@@ -399,12 +475,24 @@ fn malformed_truncated_and_hostile_lines_are_skipped_counted_and_escaped() {
 fn quiet_output_file_and_progress_on_a_terminal() {
     let dir = copy_session("progress");
     let out_file = dir.parent().unwrap().join("elsewhere.html");
-    let out = report(&["-q", "-o", out_file.to_str().unwrap(), dir.to_str().unwrap()]);
+    let out = report(&[
+        "-q",
+        "-o",
+        out_file.to_str().unwrap(),
+        dir.to_str().unwrap(),
+    ]);
     assert!(out.status.success());
-    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out_file.exists());
     assert!(!dir.join("report.html").exists());
-    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("written to {}", out_file.display())));
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains(&format!("written to {}", out_file.display()))
+    );
 
     // A bigger session, on a pseudo-terminal (util-linux `script`): a live files/bytes line.
     let big = dir.parent().unwrap().join("big");
@@ -423,8 +511,14 @@ fn quiet_output_file_and_progress_on_a_terminal() {
         .expect("util-linux script (scripts/install-deps.sh installs it)");
     let tty = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{tty}");
-    assert!(tty.contains("\r\x1b[Kreport: reading 1/4 files, "), "{tty:?}");
-    assert!(tty.contains("(25%)") && tty.contains("report: writing 4/4 files"), "{tty:?}");
+    assert!(
+        tty.contains("\r\x1b[Kreport: reading 1/4 files, "),
+        "{tty:?}"
+    );
+    assert!(
+        tty.contains("(25%)") && tty.contains("report: writing 4/4 files"),
+        "{tty:?}"
+    );
     assert!(tty.contains("\r\x1b[Kreport: read 4 log files"), "{tty:?}");
 }
 
@@ -435,7 +529,10 @@ fn directories_that_are_not_sessions_are_usage_errors() {
         let out = report(&[p.to_str().unwrap()]);
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{}: {err}", p.display());
-        assert!(err.starts_with("proctor: error: ") && err.contains(needle), "{err}");
+        assert!(
+            err.starts_with("proctor: error: ") && err.contains(needle),
+            "{err}"
+        );
         assert!(!err.contains("panicked"));
     };
     check(&root.join("missing"), "does not exist");
@@ -451,9 +548,16 @@ fn directories_that_are_not_sessions_are_usage_errors() {
         logs.join("2026-01-01T00-00-00Z/pc-01_127.0.0.1.log"),
     )
     .unwrap();
-    check(&logs, "holds 1 session directory, not log files: pass one of them, e.g.");
+    check(
+        &logs,
+        "holds 1 session directory, not log files: pass one of them, e.g.",
+    );
     // An output that cannot be written: runtime error, no partial file.
-    let out = report(&["-o", "/nonexistent-dir/r.html", logs.join("2026-01-01T00-00-00Z").to_str().unwrap()]);
+    let out = report(&[
+        "-o",
+        "/nonexistent-dir/r.html",
+        logs.join("2026-01-01T00-00-00Z").to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("use -o FILE to write it elsewhere"));
 }
@@ -465,22 +569,42 @@ fn the_report_renders_in_a_real_headless_chromium() {
     let profile = dir.parent().unwrap().join("chromium-profile");
     let url = format!("file://{}", dir.join("report.html").display());
     let out = Command::new("timeout")
-        .args(["90", "chromium", "--headless", "--no-sandbox", "--disable-gpu"])
+        .args([
+            "90",
+            "chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+        ])
         .arg(format!("--user-data-dir={}", profile.display()))
         .args(["--dump-dom", &url])
         .output()
         .expect("chromium (scripts/install-deps.sh installs it)");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let dom = String::from_utf8(out.stdout).unwrap();
     // The browser built the document we meant: three machine sections in order, their logs
     // collapsed, the hostile name as text, and no script element anywhere.
     assert_eq!(dom.matches("<section class=\"card machine\"").count(), 3);
-    let order: Vec<usize> = ["pc-02</span>", "&lt;script&gt;alert(1)&lt;/script&gt;</span>", "pc-01</span>"]
-        .iter()
-        .map(|n| dom.find(&format!("<span class=\"host\">{n}")).unwrap_or_else(|| panic!("{n}")))
-        .collect();
+    let order: Vec<usize> = [
+        "pc-02</span>",
+        "&lt;script&gt;alert(1)&lt;/script&gt;</span>",
+        "pc-01</span>",
+    ]
+    .iter()
+    .map(|n| {
+        dom.find(&format!("<span class=\"host\">{n}"))
+            .unwrap_or_else(|| panic!("{n}"))
+    })
+    .collect();
     assert!(order.windows(2).all(|w| w[0] < w[1]), "{order:?}");
-    assert!(!dom.to_lowercase().contains("<script"), "a script element in the rendered DOM");
+    assert!(
+        !dom.to_lowercase().contains("<script"),
+        "a script element in the rendered DOM"
+    );
     assert!(!dom.contains("<img"));
     assert_eq!(dom.matches("<details id=\"m").count(), 3);
     assert!(dom.contains("9 flagged events on 3 machines"));

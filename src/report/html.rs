@@ -136,9 +136,10 @@ tr:last-child td { border-bottom:none; }
 .timeline td.why { color:var(--flag); }
 .timeline td.what, .gaps td.reason { word-break:break-word; }
 .none { color:var(--muted); margin:4px 0; }
-.counts { width:auto; }
-.counts td, .counts th { padding:3px 0 3px 22px; border:none; text-align:right; }
-.counts td:first-child, .counts th:first-child { padding-left:0; }
+.counts { width:auto; border-collapse:separate; border-spacing:6px 0; margin-left:-6px; }
+.counts td { font-size:20px; font-weight:600; text-align:center; padding:6px 14px 0; border:none; background:#f3f5f8; border-radius:8px 8px 0 0; min-width:64px; }
+.counts th { text-align:center; padding:0 14px 6px; border:none; background:#f3f5f8; border-radius:0 0 8px 8px; }
+.counts td.flagged { color:var(--flag); }
 .overview .strip { margin:4px 0 0; }
 .legend { color:var(--muted); font-size:12px; margin:8px 0 0; display:flex; gap:18px; }
 .legend i { display:inline-block; width:10px; height:12px; vertical-align:-2px; margin-right:5px; border-radius:2px; }
@@ -400,22 +401,24 @@ fn machine(
         )?;
     }
 
-    writeln!(
-        out,
-        "<h3>Counts</h3>\n<table class=\"counts\"><tr><th>events</th>"
-    )?;
-    for k in m.kinds.keys() {
+    // Counts as tiles: the numbers in the first row, their labels under them.
+    let mut cells: Vec<(String, u64, &str)> = vec![("events".into(), m.events, "")];
+    cells.extend(m.kinds.iter().map(|(k, v)| (k.clone(), *v, "")));
+    cells.push(("judged".into(), m.judged, ""));
+    cells.push((
+        "flagged".into(),
+        m.flagged_count,
+        if m.flagged_count > 0 { " flagged" } else { "" },
+    ));
+    write!(out, "<h3>Counts</h3>\n<table class=\"counts\"><tr>")?;
+    for (_, v, class) in &cells {
+        write!(out, "<td class=\"num{class}\">{v}</td>")?;
+    }
+    write!(out, "</tr><tr>")?;
+    for (k, _, _) in &cells {
         write!(out, "<th>{}</th>", escape(k))?;
     }
-    write!(out, "<th>judged</th><th>flagged</th></tr>\n<tr><td class=\"num\">{}</td>", m.events)?;
-    for v in m.kinds.values() {
-        write!(out, "<td class=\"num\">{v}</td>")?;
-    }
-    writeln!(
-        out,
-        "<td class=\"num\">{}</td><td class=\"num\">{}</td></tr></table>",
-        m.judged, m.flagged_count
-    )?;
+    writeln!(out, "</tr></table>")?;
 
     writeln!(out, "<h3>Flagged events</h3>")?;
     if m.flagged.is_empty() {
@@ -556,7 +559,10 @@ pub fn write_log_lines(
 ) -> io::Result<()> {
     let id = machine_id(idx);
     let width = m.lines.max(1).to_string().len();
-    let (mut anchors, mut flagged) = (m.anchors.iter().peekable(), m.flagged_lines.iter().peekable());
+    let (mut anchors, mut flagged) = (
+        m.anchors.iter().peekable(),
+        m.flagged_lines.iter().peekable(),
+    );
     let mut buf = Vec::new();
     let mut n: u64 = 0;
     loop {
@@ -641,7 +647,10 @@ mod tests {
             escape("<a href=\"x\">'&'</a>"),
             "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
         );
-        assert_eq!(escape("a\u{1b}b\u{0}c\td\u{85}e\u{ffff}"), "a\\x1bb\\x00c\td\\u{85}e\\u{ffff}");
+        assert_eq!(
+            escape("a\u{1b}b\u{0}c\td\u{85}e\u{ffff}"),
+            "a\\x1bb\\x00c\td\\u{85}e\\u{ffff}"
+        );
     }
 
     #[test]
@@ -662,9 +671,10 @@ mod tests {
                 .collect();
             assert!(
                 [
-                    "!DOCTYPE", "html", "head", "meta", "title", "style", "body", "main", "h1", "h2",
-                    "h3", "p", "code", "time", "div", "strong", "section", "table", "thead", "tbody", "i",
-                    "tr", "th", "td", "a", "span", "details", "summary", "pre", "footer"
+                    "!DOCTYPE", "html", "head", "meta", "title", "style", "body", "main", "h1",
+                    "h2", "h3", "p", "code", "time", "div", "strong", "section", "table", "thead",
+                    "tbody", "i", "tr", "th", "td", "a", "span", "details", "summary", "pre",
+                    "footer"
                 ]
                 .contains(&tag.as_str()),
                 "unexpected tag {tag:?}"

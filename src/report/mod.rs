@@ -24,6 +24,9 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
+/// A file that was not read: its name and why.
+pub type SkippedFile = (String, String);
+
 /// First line of every log file the server writes.
 const MAGIC: &[u8] = b"# proctor log";
 
@@ -107,7 +110,7 @@ fn is_proctor_log(path: &Path) -> std::io::Result<bool> {
 /// The session's log files (sorted by name), and the `.log` files that are not proctor logs
 /// with the reason. A directory without any proctor log is a usage error that says what to
 /// pass instead.
-pub fn find_logs(dir: &Path) -> Result<(Vec<PathBuf>, Vec<(String, String)>)> {
+pub fn find_logs(dir: &Path) -> Result<(Vec<PathBuf>, Vec<SkippedFile>)> {
     let usage = |m: String| Err(Error::Usage(m));
     let meta = match std::fs::metadata(dir) {
         Ok(m) => m,
@@ -183,7 +186,11 @@ pub fn find_logs(dir: &Path) -> Result<(Vec<PathBuf>, Vec<(String, String)>)> {
 }
 
 /// Builds one machine's summary from its file, a line at a time.
-fn read_machine(path: &Path, name: &str, progress: &mut Progress) -> std::io::Result<model::Machine> {
+fn read_machine(
+    path: &Path,
+    name: &str,
+    progress: &mut Progress,
+) -> std::io::Result<model::Machine> {
     let mut reader = BufReader::with_capacity(256 * 1024, File::open(path)?);
     let mut b = MachineBuilder::new(name);
     let mut buf = Vec::new();
@@ -220,11 +227,7 @@ fn write_html(
             e,
         )
     };
-    let tmp = output.with_file_name(format!(
-        ".{}.tmp-{}",
-        file_name(output),
-        std::process::id()
-    ));
+    let tmp = output.with_file_name(format!(".{}.tmp-{}", file_name(output), std::process::id()));
     let file = File::create(&tmp).map_err(hint)?;
     let mut out = BufWriter::with_capacity(256 * 1024, file);
     let meta = html::Meta {

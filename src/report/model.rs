@@ -475,7 +475,13 @@ mod tests {
         let kinds: Vec<(&str, u64)> = m.kinds.iter().map(|(k, v)| (k.as_str(), *v)).collect();
         assert_eq!(
             kinds,
-            [("device", 1), ("mount", 1), ("net", 2), ("status", 1), ("unmount", 1)]
+            [
+                ("device", 1),
+                ("mount", 1),
+                ("net", 2),
+                ("status", 1),
+                ("unmount", 1)
+            ]
         );
         assert_eq!((m.judged, m.unjudged, m.flagged_count), (4, 1, 2));
         assert_eq!(m.flagged.len(), 2);
@@ -507,7 +513,10 @@ mod tests {
         assert_eq!(a.gaps.len(), 3);
         assert_eq!(a.gaps[0].duration_ms(), Some(12_500));
         assert_eq!(a.gaps[0].end, GapEnd::Back);
-        assert_eq!((a.gaps[0].lost_line, a.gaps[0].back_line), (Some(5), Some(6)));
+        assert_eq!(
+            (a.gaps[0].lost_line, a.gaps[0].back_line),
+            (Some(5), Some(6))
+        );
         assert_eq!(a.gaps[0].reason, "no data for 6.0 s");
         assert_eq!(a.gaps[1].end, GapEnd::Restarted);
         assert_eq!(a.gaps[1].duration_ms(), Some(30_000));
@@ -557,7 +566,12 @@ mod tests {
         for i in 2..10 {
             b.feed(i, "garbage", 8, true);
         }
-        b.feed(10, "2026-01-01T10:00:00.000Z seq=1 net new tcp a -> b", 48, false);
+        b.feed(
+            10,
+            "2026-01-01T10:00:00.000Z seq=1 net new tcp a -> b",
+            48,
+            false,
+        );
         let m = b.finish();
         assert_eq!(m.skipped, 9);
         assert_eq!(m.events, 0);
@@ -596,7 +610,12 @@ mod tests {
         };
         let s = Session::new(
             "d",
-            vec![mk("b", 1, 5, 0), mk("c", 0, 5, 0), mk("a", 1, 5, 0), mk("z", 7, 5, 0)],
+            vec![
+                mk("b", 1, 5, 0),
+                mk("c", 0, 5, 0),
+                mk("a", 1, 5, 0),
+                mk("z", 7, 5, 0),
+            ],
             vec![],
         );
         let order: Vec<&str> = s.machines.iter().map(|m| m.host.as_str()).collect();

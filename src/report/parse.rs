@@ -372,7 +372,10 @@ mod tests {
         assert_eq!(timefmt::rfc3339_ms(e.ts_ms), T);
         assert_eq!(e.seq, 25);
         assert_eq!(e.kind, "net");
-        assert_eq!(e.detail, "new tcp 127.0.0.1:35500 -> 127.0.0.1:40405 flags=S");
+        assert_eq!(
+            e.detail,
+            "new tcp 127.0.0.1:35500 -> 127.0.0.1:40405 flags=S"
+        );
         assert_eq!(e.verdict, None);
         let e = event(&format!("{T} seq=3 status"));
         assert_eq!((e.kind.as_str(), e.detail.as_str()), ("status", ""));
@@ -485,7 +488,9 @@ mod tests {
             ServerNote::Reconnected { gap_ms: None }
         );
         assert_eq!(
-            note(&l("server client restarted (new process) and reconnected from 1.2.3.4:5; its numbering starts again at 1, instance=bb")),
+            note(&l(
+                "server client restarted (new process) and reconnected from 1.2.3.4:5; its numbering starts again at 1, instance=bb"
+            )),
             ServerNote::Restarted
         );
         assert_eq!(
@@ -506,7 +511,10 @@ mod tests {
             note(&l("server client finished the session (last event 32)")),
             ServerNote::Finished
         );
-        assert_eq!(note(&l("server session stopped")), ServerNote::SessionStopped);
+        assert_eq!(
+            note(&l("server session stopped")),
+            ServerNote::SessionStopped
+        );
         assert_eq!(
             note(&l("warning session stopped before this client said bye")),
             ServerNote::StoppedBeforeBye
@@ -520,15 +528,24 @@ mod tests {
         assert_eq!(parse_line("   "), Err(Malformed::Empty));
         assert_eq!(parse_line("garbage"), Err(Malformed::BadTime));
         assert_eq!(parse_line("2026-11-26T14:09"), Err(Malformed::BadTime));
-        assert_eq!(parse_line(&format!("{T}")), Err(Malformed::BadSeq));
-        assert_eq!(parse_line(&format!("{T} seq=x net a")), Err(Malformed::BadSeq));
-        assert_eq!(parse_line(&format!("{T} seq= net a")), Err(Malformed::BadSeq));
+        assert_eq!(parse_line(T), Err(Malformed::BadSeq));
+        assert_eq!(
+            parse_line(&format!("{T} seq=x net a")),
+            Err(Malformed::BadSeq)
+        );
+        assert_eq!(
+            parse_line(&format!("{T} seq= net a")),
+            Err(Malformed::BadSeq)
+        );
         assert_eq!(
             parse_line(&format!("{T} seq=99999999999999999999999 net a")),
             Err(Malformed::BadSeq)
         );
         assert_eq!(parse_line(&format!("{T} seq=1")), Err(Malformed::BadKind));
-        assert_eq!(parse_line(&format!("{T} seq=1 <b> x")), Err(Malformed::BadKind));
+        assert_eq!(
+            parse_line(&format!("{T} seq=1 <b> x")),
+            Err(Malformed::BadKind)
+        );
     }
 
     #[test]

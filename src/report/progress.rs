@@ -89,15 +89,17 @@ impl Progress {
             return;
         }
         let now = Instant::now();
-        if !force && self.last_draw.is_some_and(|t| now.duration_since(t) < self.every) {
+        if !force
+            && self
+                .last_draw
+                .is_some_and(|t| now.duration_since(t) < self.every)
+        {
             return;
         }
         self.last_draw = Some(now);
-        let pct = if self.bytes_total == 0 {
-            100
-        } else {
-            (self.bytes.min(self.bytes_total) * 100 / self.bytes_total) as u32
-        };
+        let pct = (self.bytes.min(self.bytes_total) * 100)
+            .checked_div(self.bytes_total)
+            .unwrap_or(100);
         let _ = write!(
             self.out,
             "\r\x1b[Kreport: {} {}/{} files, {} of {} ({pct}%)",
@@ -196,7 +198,10 @@ mod tests {
     fn live_mode_redraws_one_line_with_files_and_bytes_then_notes() {
         let text = run(Mode::Live);
         assert!(text.contains("\r\x1b[Kreport: reading 0/2 files, 0 B of 2.0 MB (0%)"));
-        assert!(text.contains("reading 1/2 files, 1.0 MB of 2.0 MB (50%)"), "{text:?}");
+        assert!(
+            text.contains("reading 1/2 files, 1.0 MB of 2.0 MB (50%)"),
+            "{text:?}"
+        );
         assert!(text.contains("reading 2/2 files, 2.0 MB of 2.0 MB (100%)"));
         assert!(text.ends_with(" s\n"));
         assert_eq!(text.matches('\n').count(), 1, "one line in the end");

@@ -49,9 +49,16 @@ pub fn summary(s: &Session, html_path: &str) -> String {
         let gap_ms: u64 = m.gaps.iter().filter_map(|g| g.duration_ms()).sum();
         let gaps = match m.gaps.len() {
             0 => "no gaps".to_string(),
-            n => format!("{n} gap{} ({})", if n == 1 { "" } else { "s" }, duration(gap_ms)),
+            n => format!(
+                "{n} gap{} ({})",
+                if n == 1 { "" } else { "s" },
+                duration(gap_ms)
+            ),
         };
-        let mut line = format!("  {name:<name_w$}  {flag:>10}  {:>6} events  {gaps}", m.events);
+        let mut line = format!(
+            "  {name:<name_w$}  {flag:>10}  {:>6} events  {gaps}",
+            m.events
+        );
         let missing: u64 = m.missing.iter().map(|x| x.count()).sum();
         if missing > 0 {
             line.push_str(&format!(", {missing} missing events"));
@@ -106,7 +113,12 @@ mod tests {
         assert!(lines[2].contains("2 flagged"));
         assert!(lines[2].contains("1 gap (12.5 s)"));
         assert!(lines[3].contains("0 flagged") && lines[3].contains("no gaps"));
-        assert!(lines.last().unwrap().ends_with("written to dir/report.html"));
+        assert!(
+            lines
+                .last()
+                .unwrap()
+                .ends_with("written to dir/report.html")
+        );
         let s = Session::new("dir", vec![m("a", 0, 0)], vec![]);
         let text = summary(&s, "r.html");
         assert!(text.contains("no policy verdicts"));
