@@ -114,6 +114,9 @@ a { color:var(--info); }
 .banner { border-radius:8px; padding:10px 14px; margin:0 0 16px; border:1px solid; }
 .banner.none { background:var(--infobg); border-color:#b2ccff; }
 .banner.full { background:var(--okbg); border-color:#abdbb9; }
+.banner.changes { background:#fff; border-color:var(--line); }
+.banner ul { margin:4px 0 0; padding-left:20px; }
+.banner li.refused { color:var(--gap); }
 .banner.partial, .banner.warn { background:var(--gapbg); border-color:#f7c98b; }
 .card { background:#fff; border:1px solid var(--line); border-radius:10px; padding:16px 18px; margin:0 0 16px; }
 table { border-collapse:collapse; width:100%; }
@@ -245,6 +248,22 @@ fn policy_banner(s: &Session, out: &mut dyn Write) -> io::Result<()> {
             judged + unjudged
         ),
     }?;
+    if !s.policy_changes.is_empty() {
+        writeln!(
+            out,
+            "<div class=\"banner changes\" id=\"policy-changes\"><strong>Policy changes during the session:</strong><ul>"
+        )?;
+        for c in &s.policy_changes {
+            writeln!(
+                out,
+                "<li class=\"{}\">{} {}</li>",
+                if c.loaded { "loaded" } else { "refused" },
+                time_el(c.ts_ms),
+                escape(&c.text)
+            )?;
+        }
+        writeln!(out, "</ul></div>")?;
+    }
     if !s.skipped_files.is_empty() || s.skipped_total() > 0 {
         let mut parts = Vec::new();
         if s.skipped_total() > 0 {
@@ -638,6 +657,7 @@ mod tests {
         2026-01-01T10:00:00.100Z seq=- server connected from 127.0.0.1:5, proctor 0.1.0, instance=aa\n\
         2026-01-01T10:00:01.000Z seq=1 mount <img src=x onerror=alert(2)> on /media/\"a\" verdict=flagged why=\"label <b>&amp;\"\n\
         2026-01-01T10:00:02.000Z seq=2 net new tcp a -> b sni=x'y verdict=ok\n\
+        2026-01-01T10:00:03.000Z seq=- server policy reloaded from /p/<i>.toml: 1 destination\n\
         2026-01-01T10:00:30.000Z seq=- server session stopped\n";
 
     #[test]
@@ -673,8 +693,8 @@ mod tests {
                 [
                     "!DOCTYPE", "html", "head", "meta", "title", "style", "body", "main", "h1",
                     "h2", "h3", "p", "code", "time", "div", "strong", "section", "table", "thead",
-                    "tbody", "i", "tr", "th", "td", "a", "span", "details", "summary", "pre",
-                    "footer"
+                    "tbody", "i", "tr", "th", "td", "a", "span", "ul", "li", "details", "summary",
+                    "pre", "footer"
                 ]
                 .contains(&tag.as_str()),
                 "unexpected tag {tag:?}"
@@ -689,8 +709,11 @@ mod tests {
         assert!(html.contains("href=\"#m1-L5\""));
         assert!(html.contains("<span id=\"m1-L5\" class=\"flag\">"));
         assert!(html.contains("<details id=\"m1-log\">"));
-        assert!(html.contains("<span class=\"ln\">7 </span><span>2026-01-01T10:00:30.000Z seq=- server session stopped</span>"));
+        assert!(html.contains("<span class=\"ln\">8 </span><span>2026-01-01T10:00:30.000Z seq=- server session stopped</span>"));
         assert!(html.contains("1 flagged event on 1 machine"));
+        assert!(html.contains(
+            "<li class=\"loaded\"><time datetime=\"2026-01-01T10:00:03.000Z\" title=\"2026-01-01T10:00:03.000Z\">10:00:03.000</time> policy reloaded from /p/&lt;i&gt;.toml: 1 destination</li>"
+        ));
     }
 
     #[test]

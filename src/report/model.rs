@@ -81,6 +81,17 @@ impl Missing {
     }
 }
 
+/// A policy change the server wrote into the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyChange {
+    /// When (server clock), ms since the epoch.
+    pub ts_ms: u64,
+    /// Whether the new policy was loaded (else it was refused and the old one stayed).
+    pub loaded: bool,
+    /// The server's text.
+    pub text: String,
+}
+
 /// A skipped line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Skipped {
@@ -127,6 +138,8 @@ pub struct Machine {
     pub stopped_before_bye: bool,
     /// When the server wrote `session stopped` in this file.
     pub stopped_ms: Option<u64>,
+    /// Policy reloads (and failed reloads) the server noted.
+    pub policy_changes: Vec<PolicyChange>,
     /// Skipped (malformed or cut-off) lines.
     pub skipped: u64,
     /// The first few skipped lines.
@@ -309,6 +322,13 @@ impl MachineBuilder {
                     self.m.gaps.push(g);
                 }
             }
+            ServerNote::PolicyReloaded | ServerNote::PolicyReloadFailed => {
+                self.m.policy_changes.push(PolicyChange {
+                    ts_ms: t,
+                    loaded: s.note == ServerNote::PolicyReloaded,
+                    text: s.text.to_string(),
+                });
+            }
             ServerNote::Other => {}
         }
     }
@@ -368,6 +388,9 @@ pub struct Session {
     pub machines: Vec<Machine>,
     /// Files in the directory that were not read, with the reason.
     pub skipped_files: Vec<(String, String)>,
+    /// Policy reloads during the session (each is written to every connected client's file;
+    /// listed once), in time order.
+    pub policy_changes: Vec<PolicyChange>,
 }
 
 impl Session {
@@ -400,7 +423,14 @@ impl Session {
                 }
             }
         }
+        let mut policy_changes: Vec<PolicyChange> = machines
+            .iter()
+            .flat_map(|m| m.policy_changes.iter().cloned())
+            .collect();
+        policy_changes.sort_by(|a, b| (a.ts_ms, &a.text).cmp(&(b.ts_ms, &b.text)));
+        policy_changes.dedup();
         Session {
+            policy_changes,
             dir_name: dir_name.to_string(),
             id,
             started_ms,
@@ -542,6 +572,22 @@ mod tests {
         let a = s.machines.iter().find(|m| m.file_name == "a.log").unwrap();
         assert_eq!(a.gaps[2].duration_ms(), Some(60_000));
         assert_eq!(a.gaps[2].end, GapEnd::NotBack);
+    }
+
+    #[test]
+    fn policy_reloads_are_listed_once_for_the_session() {
+        let lines = [
+            "2026-01-01T10:00:05.000Z seq=- server policy reloaded from p.toml: 2 destinations",
+            "2026-01-01T10:00:09.000Z seq=- warning policy reload failed, the previous policy stays in force: line 4: bad",
+        ];
+        let a = machine("a.log", &lines);
+        let b = machine("b.log", &lines[..1]);
+        assert_eq!(a.policy_changes.len(), 2);
+        let s = Session::new("d", vec![a, b], vec![]);
+        assert_eq!(s.policy_changes.len(), 2);
+        assert!(s.policy_changes[0].loaded);
+        assert!(!s.policy_changes[1].loaded);
+        assert!(s.policy_changes[1].text.ends_with("line 4: bad"));
     }
 
     #[test]

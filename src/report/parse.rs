@@ -112,6 +112,10 @@ pub enum ServerNote {
     StoppedBeforeBye,
     /// The session was stopped.
     SessionStopped,
+    /// The server loaded a changed policy file (written to every connected client's file).
+    PolicyReloaded,
+    /// A changed policy file could not be loaded; the previous policy stayed in force.
+    PolicyReloadFailed,
     /// Anything else (kept as text).
     Other,
 }
@@ -294,6 +298,8 @@ fn server_note(kind: &str, text: &str) -> ServerNote {
                 ServerNote::Finished
             } else if text == "session stopped" {
                 ServerNote::SessionStopped
+            } else if text.starts_with("policy reloaded from ") {
+                ServerNote::PolicyReloaded
             } else {
                 ServerNote::Other
             }
@@ -314,6 +320,8 @@ fn server_note(kind: &str, text: &str) -> ServerNote {
                 }
             } else if text.starts_with("session stopped before this client said bye") {
                 ServerNote::StoppedBeforeBye
+            } else if text.starts_with("policy reload failed") {
+                ServerNote::PolicyReloadFailed
             } else {
                 ServerNote::Other
             }
@@ -519,7 +527,19 @@ mod tests {
             note(&l("warning session stopped before this client said bye")),
             ServerNote::StoppedBeforeBye
         );
-        assert_eq!(note(&l("server policy reloaded")), ServerNote::Other);
+        assert_eq!(
+            note(&l(
+                "server policy reloaded from /etc/proctor/policy.toml: 3 destinations, 1 program"
+            )),
+            ServerNote::PolicyReloaded
+        );
+        assert_eq!(
+            note(&l(
+                "warning policy reload failed, the previous policy stays in force: line 3: x"
+            )),
+            ServerNote::PolicyReloadFailed
+        );
+        assert_eq!(note(&l("server something new")), ServerNote::Other);
     }
 
     #[test]

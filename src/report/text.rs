@@ -32,6 +32,13 @@ pub fn summary(s: &Session, html_path: &str) -> String {
             "policy: {flagged} flagged event(s) on {with} machine(s); some events carry no verdict (policy not in force throughout)\n"
         ),
     });
+    for c in &s.policy_changes {
+        out.push_str(&format!(
+            "policy change at {}: {}\n",
+            timefmt::rfc3339_ms(c.ts_ms),
+            escape(&c.text)
+        ));
+    }
     let name_w = s
         .machines
         .iter()
