@@ -474,11 +474,11 @@ mod tests {
         assert_eq!(c.len(), 3);
     }
 
-    use crate::test_rng::Rng;
+    use crate::testkit::Rng;
 
     #[test]
     fn fuzz_random_and_mutated_never_panic() {
-        let mut rng = Rng(0xd15_ea5e_u64);
+        let mut rng = Rng::new(0xd15_ea5e_u64);
         let base = response(
             "fuzz.example",
             &[
@@ -493,7 +493,7 @@ mod tests {
         for i in 0..100_000u64 {
             let buf: Vec<u8> = if i % 2 == 0 {
                 let len = rng.below(200);
-                let mut b: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+                let mut b: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
                 if len >= 12 && i % 4 == 0 {
                     b[2] = 0x81;
                     b[3] = 0x80;
@@ -506,7 +506,7 @@ mod tests {
                 let mut b = base.clone();
                 for _ in 0..1 + rng.below(3) {
                     let at = rng.below(b.len());
-                    b[at] = rng.next() as u8;
+                    b[at] = rng.next_u64() as u8;
                 }
                 if rng.below(4) == 0 {
                     b.truncate(rng.below(b.len() + 1));

@@ -512,79 +512,9 @@ pub fn bpf_filter(ex: &[Exclusion]) -> String {
     f
 }
 
+/// The test packet builders under the name the unit tests of this crate use.
 #[cfg(test)]
-pub(crate) mod testpkt {
-    //! Hand-built packets shared by the unit tests of this crate.
-
-    use std::net::IpAddr;
-
-    /// A TCP segment (20-byte header, given flags) followed by `payload`.
-    pub fn tcp(sport: u16, dport: u16, flags: u8, payload: &[u8]) -> Vec<u8> {
-        let mut t = vec![0u8; 20];
-        t[0..2].copy_from_slice(&sport.to_be_bytes());
-        t[2..4].copy_from_slice(&dport.to_be_bytes());
-        t[12] = 5 << 4;
-        t[13] = flags;
-        t.extend_from_slice(payload);
-        t
-    }
-
-    /// A UDP datagram carrying `payload`.
-    pub fn udp(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
-        let mut u = vec![0u8; 8];
-        u[0..2].copy_from_slice(&sport.to_be_bytes());
-        u[2..4].copy_from_slice(&dport.to_be_bytes());
-        u[4..6].copy_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
-        u.extend_from_slice(payload);
-        u
-    }
-
-    /// An IPv4 packet (no options) around a transport segment.
-    pub fn ipv4(src: [u8; 4], dst: [u8; 4], proto: u8, seg: &[u8]) -> Vec<u8> {
-        let mut ip = vec![0u8; 20];
-        ip[0] = 0x45;
-        ip[2..4].copy_from_slice(&((20 + seg.len()) as u16).to_be_bytes());
-        ip[8] = 64;
-        ip[9] = proto;
-        ip[12..16].copy_from_slice(&src);
-        ip[16..20].copy_from_slice(&dst);
-        ip.extend_from_slice(seg);
-        ip
-    }
-
-    /// An IPv6 packet around `payload` whose first header is `next`.
-    pub fn ipv6(src: [u8; 16], dst: [u8; 16], next: u8, payload: &[u8]) -> Vec<u8> {
-        let mut ip = vec![0u8; 40];
-        ip[0] = 0x60;
-        ip[4..6].copy_from_slice(&(payload.len() as u16).to_be_bytes());
-        ip[6] = next;
-        ip[7] = 64;
-        ip[8..24].copy_from_slice(&src);
-        ip[24..40].copy_from_slice(&dst);
-        ip.extend_from_slice(payload);
-        ip
-    }
-
-    /// An Ethernet II frame with the given EtherType.
-    pub fn eth(ethertype: u16, payload: &[u8]) -> Vec<u8> {
-        let mut f = vec![0u8; 12];
-        f[0..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 1]);
-        f[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 2]);
-        f.extend_from_slice(&ethertype.to_be_bytes());
-        f.extend_from_slice(payload);
-        f
-    }
-
-    /// An Ethernet frame carrying an IPv4 TCP segment between two IPv4 endpoints.
-    pub fn eth_tcp4(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16, flags: u8) -> Vec<u8> {
-        eth(0x0800, &ipv4(src, dst, 6, &tcp(sport, dport, flags, b"")))
-    }
-
-    /// Parses an address for test assertions.
-    pub fn ip(s: &str) -> IpAddr {
-        s.parse().expect("test address")
-    }
-}
+pub(crate) use crate::testkit::packets as testpkt;
 
 #[cfg(test)]
 mod tests {
@@ -1077,7 +1007,7 @@ mod tests {
         assert!(prog.filter(&other6));
     }
 
-    use crate::test_rng::Rng;
+    use crate::testkit::Rng;
 
     #[test]
     fn fuzz_decode_never_panics() {
@@ -1089,11 +1019,11 @@ mod tests {
             LinkType::Null,
             LinkType::Loop,
         ];
-        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
         let mut decoded = 0usize;
         for i in 0..200_000 {
             let len = rng.below(200);
-            let mut buf: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+            let mut buf: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
             // Every fourth buffer starts like Ethernet + IPv4 (+ sometimes IPv6 in raw form) so
             // the deeper decoding paths are exercised, not just the first length checks.
             match i % 4 {
@@ -1106,7 +1036,7 @@ mod tests {
                     buf[17] = (len - 14) as u8;
                     buf[20] &= 0x20;
                     buf[21] = 0;
-                    buf[23] = if rng.next() & 1 == 0 { 6 } else { 17 };
+                    buf[23] = if rng.next_u64() & 1 == 0 { 6 } else { 17 };
                 }
                 1 if len >= 40 => {
                     buf[0] = 0x60;

@@ -14,6 +14,7 @@
 //! - [`server`]: the headless core (poll loop, sessions, storage, registry) and its front ends.
 //! - [`client`]: the lab-PC daemon and its worker processes.
 //! - [`netif`], [`poll`], [`sys`], [`timefmt`]: small OS seams; [`hex`]: hex text.
+//! - `testkit` (hidden): test packets and a seeded generator shared by unit and integration tests.
 
 pub mod cli;
 pub mod client;
@@ -35,7 +36,7 @@ pub mod report;
 pub mod server;
 pub mod signing;
 pub mod sys;
-#[cfg(test)]
-mod test_rng;
+#[doc(hidden)]
+pub mod testkit;
 pub mod timefmt;
 pub mod tls_sni;

@@ -448,18 +448,18 @@ mod tests {
         assert!(!asm.pending.contains_key(&(c, s)));
     }
 
-    use crate::test_rng::Rng;
+    use crate::testkit::Rng;
 
     #[test]
     fn fuzz_random_and_mutated_never_panic() {
-        let mut rng = Rng(0x005e_ed0f_7157_u64);
+        let mut rng = Rng::new(0x005e_ed0f_7157_u64);
         let base = build_client_hello(b"fuzz.example.com");
         let mut found = 0usize;
         let mut asm = HelloAssembler::new();
         for i in 0..100_000 {
             let buf: Vec<u8> = if i % 2 == 0 {
                 let len = rng.below(300);
-                let mut b: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+                let mut b: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
                 if len >= 6 && i % 4 == 0 {
                     b[0] = CONTENT_HANDSHAKE;
                     b[1] = 3;
@@ -470,7 +470,7 @@ mod tests {
                 let mut b = base.clone();
                 for _ in 0..1 + rng.below(4) {
                     let at = rng.below(b.len());
-                    b[at] = rng.next() as u8;
+                    b[at] = rng.next_u64() as u8;
                 }
                 if rng.below(4) == 0 {
                     b.truncate(rng.below(b.len() + 1));

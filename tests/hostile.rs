@@ -767,7 +767,7 @@ fn replayed_reordered_and_forged_frames_close_only_their_connection() {
     let mut cl = client(&dir, &key_path, cport, HOST, &[]);
     assert_connected(&srv, &cl, HOST);
     wait_capture(&dir, HOST, Duration::from_secs(10));
-    let tag = format!("{:08x}", Rng::new(now_ms()).next() as u32);
+    let tag = format!("{:08x}", Rng::new(now_ms()).next_u64() as u32);
 
     // Reordered: the second frame first.
     let mut j = join_as(sport, &key, sid, "hostile-reorder");
@@ -1137,9 +1137,9 @@ fn fuzz_announcement_open_accepts_only_untouched_datagrams_under_the_key() {
             } else {
                 AnnounceKind::Stop
             },
-            tcp_port: rng.next() as u16,
+            tcp_port: rng.next_u64() as u16,
             session: SessionId(rng.array()),
-            ts_ms: rng.next(),
+            ts_ms: rng.next_u64(),
         };
         let d = a.seal_with_nonce(&key, &rng.array());
         assert_eq!(Announcement::open(&key, &d), Ok(a));
@@ -1242,19 +1242,21 @@ fn random_message(rng: &mut Rng) -> Message {
             version: random_str(rng),
         },
         5 => Message::Welcome {
-            next_seq: rng.next(),
+            next_seq: rng.next_u64(),
         },
         6 => Message::Event {
-            seq: rng.next(),
-            ts_ms: rng.next(),
+            seq: rng.next_u64(),
+            ts_ms: rng.next_u64(),
             kind: kinds[rng.below(4)],
             detail: random_str(rng),
         },
-        7 => Message::Ack { seq: rng.next() },
+        7 => Message::Ack {
+            seq: rng.next_u64(),
+        },
         8 => Message::Heartbeat,
         9 => Message::Stop,
         _ => Message::Bye {
-            last_seq: rng.next(),
+            last_seq: rng.next_u64(),
         },
     }
 }
@@ -1319,7 +1321,7 @@ const ALL_LINKS: [LinkType; 6] = [
 fn build_packet(rng: &mut Rng, link: LinkType) -> Built {
     let v6 = rng.one_in(2);
     let tcp = rng.one_in(2);
-    let (sport, dport) = (rng.next() as u16, rng.next() as u16);
+    let (sport, dport) = (rng.next_u64() as u16, rng.next_u64() as u16);
     let flags = if tcp { rng.byte() } else { 0 };
     let n = rng.below(64);
     let payload = rng.bytes(n);

@@ -5,6 +5,10 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use proctor::testkit::packets::{
+    client_hello, dns_answer, eth, eth_tcp, eth_udp, ipv4, ipv6, tcp, udp, v6,
+};
+
 const SYN: u8 = 0x02;
 const FIN: u8 = 0x01;
 const RST: u8 = 0x04;
@@ -14,68 +18,6 @@ const ACK: u8 = 0x10;
 const A: [u8; 4] = [10, 0, 0, 1];
 const B: [u8; 4] = [10, 0, 0, 2];
 const T0: u64 = 1_700_000_000_000_000;
-
-fn v6(s: &str) -> [u8; 16] {
-    s.parse::<std::net::Ipv6Addr>().expect("address").octets()
-}
-
-fn tcp(sport: u16, dport: u16, flags: u8, payload: &[u8]) -> Vec<u8> {
-    let mut t = vec![0u8; 20];
-    t[0..2].copy_from_slice(&sport.to_be_bytes());
-    t[2..4].copy_from_slice(&dport.to_be_bytes());
-    t[12] = 5 << 4;
-    t[13] = flags;
-    t.extend_from_slice(payload);
-    t
-}
-
-fn udp(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
-    let mut u = vec![0u8; 8];
-    u[0..2].copy_from_slice(&sport.to_be_bytes());
-    u[2..4].copy_from_slice(&dport.to_be_bytes());
-    u[4..6].copy_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
-    u.extend_from_slice(payload);
-    u
-}
-
-fn ipv4(src: [u8; 4], dst: [u8; 4], proto: u8, seg: &[u8]) -> Vec<u8> {
-    let mut ip = vec![0u8; 20];
-    ip[0] = 0x45;
-    ip[2..4].copy_from_slice(&((20 + seg.len()) as u16).to_be_bytes());
-    ip[8] = 64;
-    ip[9] = proto;
-    ip[12..16].copy_from_slice(&src);
-    ip[16..20].copy_from_slice(&dst);
-    ip.extend_from_slice(seg);
-    ip
-}
-
-fn ipv6(src: [u8; 16], dst: [u8; 16], next: u8, payload: &[u8]) -> Vec<u8> {
-    let mut ip = vec![0u8; 40];
-    ip[0] = 0x60;
-    ip[4..6].copy_from_slice(&(payload.len() as u16).to_be_bytes());
-    ip[6] = next;
-    ip[7] = 64;
-    ip[8..24].copy_from_slice(&src);
-    ip[24..40].copy_from_slice(&dst);
-    ip.extend_from_slice(payload);
-    ip
-}
-
-fn eth(ethertype: u16, payload: &[u8]) -> Vec<u8> {
-    let mut f = vec![0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2];
-    f.extend_from_slice(&ethertype.to_be_bytes());
-    f.extend_from_slice(payload);
-    f
-}
-
-fn eth_tcp(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16, flags: u8, data: &[u8]) -> Vec<u8> {
-    eth(0x0800, &ipv4(src, dst, 6, &tcp(sport, dport, flags, data)))
-}
-
-fn eth_udp(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16) -> Vec<u8> {
-    eth(0x0800, &ipv4(src, dst, 17, &udp(sport, dport, b"datagram")))
-}
 
 /// A fresh directory for one test, unique per process and test name.
 struct TempDir(PathBuf);
@@ -421,16 +363,8 @@ fn missing_and_garbage_files_fail_cleanly() {
     let dir = TempDir::new("bad_files");
     let missing = dir.file("does-not-exist.pcap");
     let garbage = dir.file("garbage.pcap");
-    // Deterministic noise (xorshift), not a capture.
-    let mut x = 0x1234_5678_9abc_def0u64;
-    let bytes: Vec<u8> = (0..4096)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
+    // Deterministic noise, not a capture.
+    let bytes = proctor::testkit::Rng::new(0x1234_5678_9abc_def0).bytes(4096);
     std::fs::write(&garbage, bytes).unwrap();
     let empty = dir.file("empty.pcap");
     std::fs::write(&empty, b"").unwrap();
@@ -534,50 +468,6 @@ fn closed_stdout_ends_quietly() {
     assert!(err.is_empty(), "{err}");
 }
 
-/// A minimal ClientHello record asking for `name` (as a TLS client sends it first).
-fn client_hello(name: &str) -> Vec<u8> {
-    let name = name.as_bytes();
-    let mut sni = Vec::new();
-    sni.extend_from_slice(&((3 + name.len()) as u16).to_be_bytes());
-    sni.push(0);
-    sni.extend_from_slice(&(name.len() as u16).to_be_bytes());
-    sni.extend_from_slice(name);
-    let mut exts = vec![0, 0];
-    exts.extend_from_slice(&(sni.len() as u16).to_be_bytes());
-    exts.extend_from_slice(&sni);
-    let mut body = vec![3, 3];
-    body.extend_from_slice(&[9u8; 32]);
-    body.extend_from_slice(&[0, 0, 2, 0x13, 0x01, 1, 0]);
-    body.extend_from_slice(&(exts.len() as u16).to_be_bytes());
-    body.extend_from_slice(&exts);
-    let mut hs = vec![1];
-    hs.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
-    hs.extend_from_slice(&body);
-    let mut rec = vec![22, 3, 1];
-    rec.extend_from_slice(&(hs.len() as u16).to_be_bytes());
-    rec.extend_from_slice(&hs);
-    rec
-}
-
-/// A DNS response for `qname` with one answer of type `ty` (1 = A, 28 = AAAA) whose owner is
-/// a compression pointer to the question.
-fn dns_answer(qname: &str, ty: u16, rdata: &[u8]) -> Vec<u8> {
-    let mut m = vec![0, 7, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0];
-    for label in qname.split('.') {
-        m.push(label.len() as u8);
-        m.extend_from_slice(label.as_bytes());
-    }
-    m.push(0);
-    m.extend_from_slice(&ty.to_be_bytes());
-    m.extend_from_slice(&[0, 1]);
-    m.extend_from_slice(&[0xc0, 12]);
-    m.extend_from_slice(&ty.to_be_bytes());
-    m.extend_from_slice(&[0, 1, 0, 0, 1, 0]);
-    m.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
-    m.extend_from_slice(rdata);
-    m
-}
-
 /// DNS answers for B (IPv4) and 2001:db8::2 (IPv6), then a TLS connection to B:443 and a UDP
 /// flow to [2001:db8::2]:443, and a flow to an address nobody asked about.
 fn named_traffic() -> Vec<(u64, Vec<u8>)> {
@@ -663,7 +553,7 @@ fn sni_and_dns_learned_names_in_text() {
     let pkts = details(&["--per-packet"], &f);
     assert!(
         pkts.contains(
-            &"pkt tcp 10.0.0.1:40000 -> 10.0.0.2:443 flags=PA len=134 name=exam.school.example (dns) sni=exam.school.example"
+            &"pkt tcp 10.0.0.1:40000 -> 10.0.0.2:443 flags=PA len=140 name=exam.school.example (dns) sni=exam.school.example"
                 .to_string()
         ),
         "{pkts:#?}"

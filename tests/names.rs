@@ -11,36 +11,9 @@
 mod common;
 
 use common::{CaptureWorker as Worker, SHORT};
+use proctor::testkit::packets::client_hello;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream, UdpSocket};
-
-/// A minimal TLS 1.2-framed ClientHello record asking for `name`: one cipher suite, no session
-/// id, null compression, a padding extension, then `server_name`.
-fn client_hello(name: &str) -> Vec<u8> {
-    let name = name.as_bytes();
-    let mut sni = Vec::new();
-    sni.extend_from_slice(&((3 + name.len()) as u16).to_be_bytes());
-    sni.push(0); // host_name
-    sni.extend_from_slice(&(name.len() as u16).to_be_bytes());
-    sni.extend_from_slice(name);
-    let mut exts = vec![0, 21, 0, 2, 0, 0]; // padding
-    exts.extend_from_slice(&[0, 0]); // server_name
-    exts.extend_from_slice(&(sni.len() as u16).to_be_bytes());
-    exts.extend_from_slice(&sni);
-    let mut body = vec![3, 3];
-    body.extend_from_slice(&[7u8; 32]);
-    body.push(0);
-    body.extend_from_slice(&[0, 2, 0x13, 0x01, 1, 0]);
-    body.extend_from_slice(&(exts.len() as u16).to_be_bytes());
-    body.extend_from_slice(&exts);
-    let mut hs = vec![1];
-    hs.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
-    hs.extend_from_slice(&body);
-    let mut rec = vec![22, 3, 1];
-    rec.extend_from_slice(&(hs.len() as u16).to_be_bytes());
-    rec.extend_from_slice(&hs);
-    rec
-}
 
 /// A DNS response (id 0x4242, recursion available, no error) to an A query for `qname`, whose
 /// answer goes through a CNAME to an A record with `addr`.

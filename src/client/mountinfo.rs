@@ -529,21 +529,9 @@ this is not a mountinfo line
         assert_eq!(e.source, "s\u{fffd}");
     }
 
-    struct XorShift(u64);
-    impl XorShift {
-        fn next(&mut self) -> u64 {
-            let mut x = self.0;
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            self.0 = x;
-            x
-        }
-    }
-
     #[test]
     fn random_bytes_never_panic() {
-        let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+        let mut rng = crate::testkit::Rng::new(0x9e37_79b9_7f4a_7c15);
         let alphabet = b" -\\0123456789:/\nabcrw,shared";
         let base = SAMPLE.as_bytes();
         let mut buf = Vec::with_capacity(512);
@@ -551,27 +539,29 @@ this is not a mountinfo line
             buf.clear();
             match i % 3 {
                 0 => {
-                    let n = (rng.next() % 200) as usize;
-                    buf.extend((0..n).map(|_| rng.next() as u8));
+                    let n = (rng.next_u64() % 200) as usize;
+                    buf.extend((0..n).map(|_| rng.next_u64() as u8));
                 }
                 1 => {
-                    let n = (rng.next() % 200) as usize;
+                    let n = (rng.next_u64() % 200) as usize;
                     buf.extend(
-                        (0..n).map(|_| alphabet[(rng.next() % alphabet.len() as u64) as usize]),
+                        (0..n).map(|_| alphabet[(rng.next_u64() % alphabet.len() as u64) as usize]),
                     );
                 }
                 _ => {
                     // Mutate a valid table: flip, drop or insert a few bytes.
                     buf.extend_from_slice(base);
-                    for _ in 0..(1 + rng.next() % 8) {
-                        let pos = (rng.next() % buf.len().max(1) as u64) as usize;
-                        match rng.next() % 3 {
-                            0 if !buf.is_empty() => buf[pos] = rng.next() as u8,
+                    for _ in 0..(1 + rng.next_u64() % 8) {
+                        let pos = (rng.next_u64() % buf.len().max(1) as u64) as usize;
+                        match rng.next_u64() % 3 {
+                            0 if !buf.is_empty() => buf[pos] = rng.next_u64() as u8,
                             1 if !buf.is_empty() => {
                                 buf.remove(pos);
                             }
-                            _ => buf
-                                .insert(pos.min(buf.len()), b"\\ -:\n"[(rng.next() % 5) as usize]),
+                            _ => buf.insert(
+                                pos.min(buf.len()),
+                                b"\\ -:\n"[(rng.next_u64() % 5) as usize],
+                            ),
                         }
                     }
                 }

@@ -281,20 +281,14 @@ mod tests {
     #[test]
     fn random_datagrams_never_open() {
         let key = Key::from_bytes([1; 32]);
-        let mut x: u64 = 0x9e3779b97f4a7c15;
+        let mut rng = crate::testkit::Rng::new(0x9e37_79b9_7f4a_7c15);
         for i in 0..20_000 {
             let len = if i % 2 == 0 {
                 DATAGRAM_LEN
             } else {
                 (i % 200) as usize
             };
-            let mut buf = vec![0u8; len];
-            for b in buf.iter_mut() {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                *b = x as u8;
-            }
+            let mut buf = rng.bytes(len);
             if i % 4 == 0 && len >= 5 {
                 buf[..4].copy_from_slice(MAGIC);
                 buf[4] = VERSION;

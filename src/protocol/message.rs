@@ -357,17 +357,10 @@ mod tests {
 
     #[test]
     fn random_bytes_never_panic() {
-        let mut x: u64 = 12345;
+        let mut rng = crate::testkit::Rng::new(12345);
         for i in 0..100_000 {
-            let len = i % 80;
-            let mut buf = vec![0u8; len];
-            for b in buf.iter_mut() {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                *b = x as u8;
-            }
-            if len > 0 {
+            let mut buf = rng.bytes(i % 80);
+            if !buf.is_empty() {
                 buf[0] = [1, 2, 3, 4, 5, 16, 17, 18, 19, 20, 21, 22][i % 12];
             }
             let _ = Message::decode(&buf);

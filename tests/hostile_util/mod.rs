@@ -161,56 +161,8 @@ pub fn raise_nofile(want: u64) {
     }
 }
 
-/// xorshift64*: small, fast, deterministic; good enough to pick fuzz inputs.
-pub struct Rng(u64);
-
-impl Rng {
-    /// A generator from a seed (0 is mapped to a fixed non-zero value).
-    pub fn new(seed: u64) -> Rng {
-        Rng(if seed == 0 {
-            0x9e37_79b9_7f4a_7c15
-        } else {
-            seed
-        })
-    }
-
-    /// The next 64 random bits.
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    /// Uniform-ish in `0..n` (n > 0).
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    /// True with probability 1/n.
-    pub fn one_in(&mut self, n: usize) -> bool {
-        self.below(n) == 0
-    }
-
-    /// A random byte.
-    pub fn byte(&mut self) -> u8 {
-        self.next() as u8
-    }
-
-    /// `n` random bytes.
-    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.byte()).collect()
-    }
-
-    /// A random fixed-size array.
-    pub fn array<const N: usize>(&mut self) -> [u8; N] {
-        let mut a = [0u8; N];
-        for b in a.iter_mut() {
-            *b = self.byte();
-        }
-        a
-    }
-}
+/// The seeded generator, shared with the unit tests inside the crate.
+pub use proctor::testkit::Rng;
 
 /// Base seed of the fuzz-style loops: `HOSTILE_SEED` (decimal or 0x-hex) or a fixed default, so
 /// a failure can be replayed exactly.
@@ -256,7 +208,7 @@ pub fn fuzz_loop(name: &str, default_seed: u64, min_cases: u64, mut case: impl F
     let t0 = Instant::now();
     let mut n = 0u64;
     while n < min_cases || t0.elapsed() < budget {
-        let seed = master.next();
+        let seed = master.next_u64();
         let r =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| case(&mut Rng::new(seed))));
         if let Err(e) = r {
