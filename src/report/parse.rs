@@ -333,7 +333,7 @@ fn server_note(kind: &str, text: &str) -> ServerNote {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_rng::Rng;
+    use crate::testkit::Rng;
 
     const T: &str = "2026-11-26T14:09:43.707Z";
 
@@ -570,7 +570,7 @@ mod tests {
 
     #[test]
     fn no_input_panics() {
-        let mut rng = Rng(0x5e55_1011);
+        let mut rng = Rng::new(0x5e55_1011);
         let alphabet: Vec<char> = "0123456789-:TZ.seq= -#\"\\verdictflagedwhy=ok\u{e9}\u{202e}\r"
             .chars()
             .collect();
