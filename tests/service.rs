@@ -422,7 +422,7 @@ fn generated_man_pages_and_completions_cover_every_public_subcommand_and_option(
             }
         }
     }
-    assert_eq!(public, 4, "keygen, server, client, inspect");
+    assert_eq!(public, 5, "keygen, server, client, inspect, report");
     // The options added for issue 7 are documented.
     let server = unroff(&read("man/proctor-server.1"));
     assert!(
