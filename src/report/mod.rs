@@ -72,7 +72,9 @@ pub fn run(args: &ReportArgs) -> Result<()> {
     progress.phase("writing", session.machines.len(), total);
     let written = write_html(&session, &read_paths, &output, &mut progress)?;
 
-    print!("{}", text::summary(&session, &output.display().to_string()));
+    // A closed stdout (`| head`) must not turn a written report into a failure.
+    let _ = std::io::stdout()
+        .write_all(text::summary(&session, &output.display().to_string()).as_bytes());
     let lines: u64 = session.machines.iter().map(|m| m.lines).sum();
     progress.finish(&format!(
         "read {} log file{} ({}, {} lines, {} skipped) and wrote {} ({})",
@@ -236,16 +238,24 @@ fn write_html(
     };
     let result = html::render(s, &meta, &mut out, &mut |i, w| {
         let m = &s.machines[i];
-        let path = paths
+        let file = paths
             .iter()
             .find(|p| file_name(p) == m.file_name)
-            .ok_or_else(|| std::io::Error::other("log file vanished"))?;
-        let mut r = progress::Counted::new(
-            BufReader::with_capacity(256 * 1024, File::open(path)?),
-            progress,
-        );
-        html::write_log_lines(m, i, &mut r, w)?;
-        drop(r);
+            .ok_or_else(|| std::io::Error::other("not found"))
+            .and_then(File::open);
+        match file {
+            Ok(f) => {
+                let mut r =
+                    progress::Counted::new(BufReader::with_capacity(256 * 1024, f), progress);
+                html::write_log_lines(m, i, &mut r, w)?;
+            }
+            // Read once already, so the summary stands; say why the text is missing.
+            Err(e) => write!(
+                w,
+                "(the file could not be read again to show it here: {})",
+                html::escape(&e.to_string())
+            )?,
+        }
         progress.file_done();
         Ok(())
     })
