@@ -193,6 +193,13 @@ pub struct ServerArgs {
     /// server: if the collector is down, events are queued, then dropped and counted.
     #[arg(long = "syslog", value_name = "HOST:PORT", value_parser = crate::server::export::syslog::parse_target)]
     pub syslog: Option<String>,
+    /// Judge every network, mount and device event against the allow-lists in this TOML file
+    /// (see docs/POLICY.md and dist/policy.example.toml): each such log line ends with
+    /// `verdict=ok` or `verdict=flagged why="..."`, flagged events are counted per machine and
+    /// highlighted. The file is reloaded when it changes, on SIGHUP, or from the window; a
+    /// broken file at start is an error (exit 2), a broken reload keeps the previous policy.
+    #[arg(long = "policy", value_name = "FILE")]
+    pub policy: Option<PathBuf>,
 }
 
 /// `proctor client`.

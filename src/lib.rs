@@ -11,6 +11,7 @@
 //! - [`inspect`]: offline replay of a capture through the same decoder.
 //! - [`report`]: the after-the-fact HTML report of a session's log directory.
 //! - [`loadgen`]: simulated lab PCs for benchmarks.
+//! - [`policy`]: the invigilator's allow-lists and the ok/flagged verdict of each event.
 //! - [`server`]: the headless core (poll loop, sessions, storage, registry) and its front ends.
 //! - [`client`]: the lab-PC daemon and its worker processes.
 //! - [`netif`], [`poll`], [`sys`], [`timefmt`]: small OS seams; [`hex`]: hex text.
@@ -30,6 +31,7 @@ pub mod json;
 pub mod keyfile;
 pub mod loadgen;
 pub mod netif;
+pub mod policy;
 pub mod poll;
 pub mod protocol;
 pub mod report;

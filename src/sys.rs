@@ -35,6 +35,30 @@ pub fn stop_on_signals() -> &'static AtomicBool {
     &STOP_SIGNALLED
 }
 
+static RELOAD_SIGNALLED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_reload_signal(_: libc::c_int) {
+    RELOAD_SIGNALLED.store(true, Ordering::SeqCst);
+}
+
+/// Makes SIGHUP set a flag (read and cleared with [`take_reload_signal`]) instead of ending the
+/// process: the conventional "reload your configuration" signal, used for the policy file.
+pub fn reload_on_sighup() {
+    // SAFETY: installing an async-signal-safe handler (it only stores to an atomic).
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_reload_signal as *const () as usize;
+        libc::sigemptyset(&mut sa.sa_mask);
+        sa.sa_flags = libc::SA_RESTART;
+        libc::sigaction(libc::SIGHUP, &sa, std::ptr::null_mut());
+    }
+}
+
+/// True once after each SIGHUP (see [`reload_on_sighup`]).
+pub fn take_reload_signal() -> bool {
+    RELOAD_SIGNALLED.swap(false, Ordering::SeqCst)
+}
+
 /// Writes to a closed socket or pipe must return EPIPE, not kill the process.
 pub fn ignore_sigpipe() {
     // SAFETY: setting SIGPIPE's disposition to ignore is always valid.

@@ -9,7 +9,7 @@ mod gui_util;
 
 use gui_util::*;
 use proctor::server::gui::layout::{
-    START_STOP_CENTER, events_center, filter_center, header_center, row_center,
+    START_STOP_CENTER, events_center, filter_center, header_center, reload_center, row_center,
 };
 use std::net::{TcpListener, UdpSocket};
 use std::path::Path;
@@ -74,6 +74,11 @@ struct Lab {
 
 impl Lab {
     fn start(name: &str, slot: u16, quit_after: &str) -> Lab {
+        Lab::start_with(name, slot, quit_after, &[])
+    }
+
+    /// Like [`Lab::start`], with more arguments for the window server.
+    fn start_with(name: &str, slot: u16, quit_after: &str, extra: &[&str]) -> Lab {
         let dir = temp_dir(name);
         let (sport, cport) = ports(slot);
         let key = keygen(&dir, "k.key");
@@ -88,7 +93,9 @@ impl Lab {
             "client did not start: {}",
             client.output()
         );
-        let args = gui_server_args(&dir, &key, sport, cport, &["--quit-after", quit_after]);
+        let mut more = vec!["--quit-after", quit_after];
+        more.extend_from_slice(extra);
+        let args = gui_server_args(&dir, &key, sport, cport, &more);
         let server = Proc::start_on(&args, dir.join("server.out"), Some(&x.display));
         let wid = x
             .find_window(&format!("TCP port {sport}"), secs(15))
@@ -258,6 +265,56 @@ fn clicks_select_a_machine_sort_the_table_and_filter_the_events() {
 }
 
 #[test]
+fn flagged_events_are_counted_per_machine_and_the_policy_reloads_from_the_window() {
+    let (sport, _) = ports(9);
+    let (allowed, denied) = (sport + 300, sport + 301);
+    let pdir = temp_dir("policy-file");
+    let pol = pdir.join("policy.toml");
+    std::fs::write(
+        &pol,
+        format!("[[destination]]\nto = [\"127.0.0.1\"]\nports = [{allowed}]\n"),
+    )
+    .expect("write policy");
+    let mut lab = Lab::start_with("policy", 9, "60", &["--policy", pol.to_str().unwrap()]);
+    lab.wait_monitoring();
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+    sock.send_to(b"ok", ("127.0.0.1", allowed)).expect("send");
+    sock.send_to(b"no", ("127.0.0.1", denied)).expect("send");
+    assert!(
+        wait_until(secs(10), || {
+            let l = all_logs(&lab.dir);
+            l.contains(&format!("-> 127.0.0.1:{allowed} verdict=ok"))
+                && l.contains(&format!("-> 127.0.0.1:{denied} verdict=flagged why="))
+        }),
+        "verdicts not in the log: {}",
+        all_logs(&lab.dir)
+    );
+    // "Reload policy" reads the unchanged file again; the log files say so.
+    lab.x.click(&lab.wid, reload_center());
+    assert!(
+        wait_until(secs(5), || all_logs(&lab.dir)
+            .contains("seq=- server policy reloaded from")),
+        "the Reload policy button did not reload: {}",
+        lab.server.output()
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    let shot = lab.dir.join("policy-window.png");
+    assert!(lab.x.screenshot(&shot), "import failed");
+    let state = lab.terminate();
+    let m = machine(&state, "gui-pc");
+    assert!(m.get("flagged").num().unwrap_or(0.0) >= 1.0, "{m:?}");
+    assert_eq!(m.get("highlighted").bool(), Some(true), "{m:?}");
+    assert!(state.get("flagged_total").num().unwrap_or(0.0) >= 1.0);
+    assert!(state.get("policy_reloads").num().unwrap_or(0.0) >= 1.0);
+    assert_eq!(
+        state.get("policy").str(),
+        Some("1 destination rule"),
+        "{state:?}"
+    );
+    assert_eq!(state.get("policy_error"), &Json::Null);
+}
+
+#[test]
 fn stop_button_reaches_the_client() {
     let mut lab = Lab::start("stop", 1, "60");
     lab.wait_monitoring();
@@ -329,6 +386,48 @@ fn closing_the_window_asks_first_then_stops_the_session_cleanly() {
     );
     assert_eq!(state.get("core_exited").bool(), Some(true));
     assert!(all_logs(&lab.dir).contains("client finished the session"));
+}
+
+#[test]
+fn a_bad_policy_is_explained_in_the_window_with_its_line() {
+    let dir = temp_dir("badpolicy");
+    // The server never binds (the policy is checked first), so the slot can be shared.
+    let (sport, cport) = ports(5);
+    let key = keygen(&dir, "k.key");
+    let pol = dir.join("exam.toml");
+    std::fs::write(
+        &pol,
+        "[mounts]\nallow_classes = [\"virtual\", \"floppy\"]\n",
+    )
+    .expect("write");
+    let x = XServer::start();
+    let args = gui_server_args(
+        &dir,
+        &key,
+        sport,
+        cport,
+        &["--quit-after", "6", "--policy", pol.to_str().unwrap()],
+    );
+    let mut server = Proc::start_on(&args, dir.join("server.out"), Some(&x.display));
+    assert!(
+        x.find_window(&format!("TCP port {sport}"), secs(15))
+            .is_some(),
+        "the window opens to show the problem: {}",
+        server.output()
+    );
+    assert_eq!(
+        server.wait_exit(secs(20)),
+        Some(2),
+        "policy problems exit 2"
+    );
+    let state = read_state(&dir);
+    let msg = state.get("message").str().unwrap_or("");
+    assert!(
+        msg.starts_with("Policy problem: policy file ")
+            && msg.contains("line 2: unknown mount class \"floppy\""),
+        "{msg:?}"
+    );
+    assert_eq!(state.get("button_active").bool(), Some(false));
 }
 
 #[test]
@@ -465,8 +564,9 @@ fn ten_thousand_events_per_second_do_not_make_the_window_lag() {
     );
 }
 
-/// Regenerates docs/gui.png: a session with six lab PCs (each in its own mount namespace), one
-/// of them mounting a file system and one killed, so the screenshot shows every colour.
+/// Regenerates docs/gui.png: a session with six lab PCs (each in its own mount namespace) under
+/// a policy: one mounts a directory the policy does not allow (flagged), one a tmpfs it allows
+/// (a mount event), and one is killed, so the screenshot shows every colour.
 /// `cargo test --test gui -- --ignored screenshot` (needs root).
 #[test]
 #[ignore]
@@ -475,7 +575,19 @@ fn screenshot_for_the_readme() {
     let (sport, cport) = ports(7);
     let key = keygen(&dir, "k.key");
     let x = XServer::start();
-    let args = gui_server_args(&dir, &key, sport, cport, &["--quit-after", "40"]);
+    let pol = dir.join("exam-policy.toml");
+    std::fs::write(
+        &pol,
+        "[[destination]]\nto = [\"127.0.0.0/8\"]\n\n[mounts]\nallow_classes = [\"virtual\"]\n",
+    )
+    .expect("policy");
+    let args = gui_server_args(
+        &dir,
+        &key,
+        sport,
+        cport,
+        &["--quit-after", "40", "--policy", pol.to_str().unwrap()],
+    );
     let mut server = Proc::start_on(&args, dir.join("server.out"), Some(&x.display));
     let wid = x
         .find_window(&format!("TCP port {sport}"), secs(15))
@@ -511,26 +623,29 @@ fn screenshot_for_the_readme() {
     for p in [443u16, 8080, 3478] {
         let _ = sock.send_to(b"exam", ("127.0.0.1", p));
     }
-    // lab-pc03 mounts a file system in its own mount namespace only.
+    // lab-pc03 bind-mounts a directory of the disk (class block: flagged by the policy) and
+    // lab-pc06 mounts a tmpfs (class virtual: allowed, but still a mount event), each in its
+    // own mount namespace only.
     let mnt = dir.join("usb");
-    std::fs::create_dir_all(&mnt).expect("mount point");
-    let pid = clients[2].pid().to_string();
-    let st = std::process::Command::new("nsenter")
-        .args([
-            "-t",
-            &pid,
-            "-m",
-            "mount",
-            "-t",
-            "tmpfs",
-            "-o",
-            "size=1m",
-            "USB-STICK",
-        ])
-        .arg(&mnt)
-        .status()
-        .expect("nsenter");
-    assert!(st.success());
+    let notes = dir.join("notes");
+    for d in [&mnt, &notes] {
+        std::fs::create_dir_all(d).expect("mount point");
+    }
+    let in_ns = |pid: u32, args: &[&str], target: &Path| {
+        let st = std::process::Command::new("nsenter")
+            .args(["-t", &pid.to_string(), "-m", "mount"])
+            .args(args)
+            .arg(target)
+            .status()
+            .expect("nsenter");
+        assert!(st.success());
+    };
+    in_ns(clients[2].pid(), &["--bind", notes.to_str().unwrap()], &mnt);
+    in_ns(
+        clients[5].pid(),
+        &["-t", "tmpfs", "-o", "size=1m", "USB-STICK"],
+        &mnt,
+    );
     // lab-pc05 disappears (killed; the server marks it lost within 3 s).
     let mut clients = clients;
     drop(clients.remove(4));

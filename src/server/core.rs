@@ -12,6 +12,7 @@ use super::storage::{self, ClientId, HeaderInfo, LogStore};
 use crate::crypto::Key;
 use crate::error::{Error, Result};
 use crate::event::{EventKind, escape, escape_bytes};
+use crate::policy::{self, PolicyWatch};
 use crate::poll::{self, PollSet};
 use crate::protocol::SessionId;
 use crate::protocol::message::Message;
@@ -53,6 +54,8 @@ pub struct CoreConfig {
     pub signer: Option<std::sync::Arc<crate::signing::ServerSigner>>,
     /// Copies of every committed event for other pipelines (`--jsonl`, `--syslog`).
     pub export: ExportConfig,
+    /// `--policy`: the allow-lists events are judged by, and their file (reloaded on change).
+    pub policy: Option<PolicyWatch>,
 }
 
 impl CoreConfig {
@@ -78,6 +81,7 @@ impl CoreConfig {
             max_conns: 4096,
             signer: None,
             export: ExportConfig::default(),
+            policy: None,
         }
     }
 }
@@ -91,6 +95,8 @@ pub enum Command {
     StopSession,
     /// Stop the session if one runs, then leave the loop.
     Shutdown,
+    /// Read the policy file again now (the window's "Reload policy").
+    ReloadPolicy,
 }
 
 /// What the core tells its front end. Sent in order from the poll thread.
@@ -134,6 +140,10 @@ pub enum Note {
     /// Every client's record, about once a second while a session runs, so a front end can show
     /// fresh "last contact" times (heartbeats update the registry but send no note of their own).
     Clients(Vec<ClientRecord>),
+    /// The policy file was read again and is now in force (`summary` says what it checks).
+    PolicyReloaded { path: PathBuf, summary: String },
+    /// Reading the policy file again failed; the previous policy stays in force.
+    PolicyFailed { path: PathBuf, error: String },
     /// The loop has ended; nothing more will follow.
     Exited,
 }
@@ -261,6 +271,9 @@ impl ServerCore {
         let (tx, cmds) = mpsc::channel();
         let (warn_tx, warn_rx) = mpsc::channel();
         let exporter = Exporter::start(&cfg.export)?;
+        if cfg.policy.is_some() {
+            crate::sys::reload_on_sighup();
+        }
         let core = ServerCore {
             cfg,
             listener,
@@ -340,6 +353,7 @@ impl ServerCore {
             }
             self.commit_writes();
             self.timers(now);
+            self.check_policy(now, crate::sys::take_reload_signal());
             for c in self.conns.iter_mut() {
                 c.write_out();
             }
@@ -359,6 +373,7 @@ impl ServerCore {
 
     fn command(&mut self, cmd: Command, now: Instant) {
         match cmd {
+            Command::ReloadPolicy => self.check_policy(now, true),
             Command::StartSession => {
                 if self.active.is_none()
                     && let Err(e) = self.start_session()
@@ -426,6 +441,40 @@ impl ServerCore {
             started_ms,
         });
         Ok(())
+    }
+
+    /// Reloads the policy when asked (`force`) or when its file changed, tells the front end,
+    /// and notes the change in every log file of the session so verdicts can be read in the
+    /// light of the policy that gave them.
+    fn check_policy(&mut self, now: Instant, force: bool) {
+        let Some(w) = self.cfg.policy.as_mut() else {
+            return;
+        };
+        let Some(result) = w.poll(now, force) else {
+            return;
+        };
+        let path = w.path().to_path_buf();
+        let (kind, text, note) = match result {
+            Ok(summary) => (
+                "server",
+                format!("policy reloaded from {}: {summary}", path.display()),
+                Note::PolicyReloaded { path, summary },
+            ),
+            Err(error) => (
+                "warning",
+                format!("policy reload failed, the previous policy stays in force: {error}"),
+                Note::PolicyFailed { path, error },
+            ),
+        };
+        if let Some(a) = self.active.as_mut() {
+            let t = now_ms();
+            for rec in a.registry.snapshot() {
+                let _ = a
+                    .store
+                    .append(&rec.id, &storage::server_line(t, kind, &escape(&text)));
+            }
+        }
+        (self.sink)(note);
     }
 
     fn begin_stop(&mut self, now: Instant) {
@@ -571,7 +620,16 @@ impl ServerCore {
                         kind,
                         detail,
                     } => {
-                        let detail = escape_bytes(&detail);
+                        let mut detail = escape_bytes(&detail);
+                        // Policy hook: the verdict becomes the last field of the stored line.
+                        let verdict = self
+                            .cfg
+                            .policy
+                            .as_ref()
+                            .and_then(|p| policy::judge(p.policy(), kind.as_str(), &detail));
+                        if let Some(v) = &verdict {
+                            detail.push_str(&v.field());
+                        }
                         match a.registry.accept(&id, seq, kind, &detail, t) {
                             SeqVerdict::Duplicate => return,
                             SeqVerdict::Gap { from, to } => {
@@ -583,6 +641,9 @@ impl ServerCore {
                                 (self.sink)(Note::Warning(format!("{id}: {text}")));
                             }
                             SeqVerdict::InOrder => {}
+                        }
+                        if verdict.as_ref().is_some_and(|v| v.is_flagged()) {
+                            a.registry.count_flagged(&id);
                         }
                         let line = storage::event_line(ts_ms, seq, kind, &detail);
                         if let Err(e) = a.store.append(&id, &line) {

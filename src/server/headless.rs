@@ -50,12 +50,25 @@ pub fn note_line(note: &Note) -> Option<String> {
             kind,
             detail,
         } => {
+            // Flagged events start with a word that stands out in a terminal and in grep.
+            let mark = if crate::policy::verdict_of(detail).is_some_and(|v| v.is_flagged()) {
+                "FLAGGED "
+            } else {
+                ""
+            };
             format!(
-                "{} {} seq={seq} {kind} {detail}",
+                "{mark}{} {} seq={seq} {kind} {detail}",
                 client.id,
                 rfc3339_ms(*ts_ms)
             )
         }
+        Note::PolicyReloaded { path, summary } => {
+            format!("policy reloaded from {}: {summary}", path.display())
+        }
+        Note::PolicyFailed { path, error } => format!(
+            "warning: policy reload failed, the previous policy stays in force ({}): {error}",
+            path.display()
+        ),
         Note::Warning(w) => format!("warning: {w}"),
         Note::Rejected { peer, reason } => format!("rejected {peer}: {reason}"),
         Note::Exited | Note::Clients(_) => return None,
@@ -72,8 +85,16 @@ pub fn run(cfg: CoreConfig, stop_after: Option<Duration>) -> Result<()> {
         .map(|b| format!("{b}:{}", cfg.client_port))
         .collect();
     let (port, targets_text) = (cfg.server_port, targets.join(", "));
+    let policy = cfg
+        .policy
+        .as_ref()
+        .map(|p| format!("policy {}: {}", p.path().display(), p.policy().summary()));
     let sink = Box::new(|note: Note| {
         if let Some(line) = note_line(&note) {
+            if matches!(note, Note::PolicyFailed { .. }) {
+                // Also on stderr, where a service manager's journal or a terminal shows it.
+                eprintln!("proctor: {line}");
+            }
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "{line}");
             let _ = out.flush();
@@ -84,6 +105,9 @@ pub fn run(cfg: CoreConfig, stop_after: Option<Duration>) -> Result<()> {
     println!(
         "proctor server listening on TCP port {port}, announcing to {targets_text}, key fingerprint {fingerprint}"
     );
+    if let Some(p) = policy {
+        println!("{p}");
+    }
     if let Some(f) = signing {
         println!("stronger mode: announcements and handshakes signed with key {f}");
     }

@@ -62,6 +62,9 @@ fn config(args: &ServerArgs) -> Result<core::CoreConfig> {
         jsonl: args.jsonl.clone(),
         syslog: args.syslog.clone(),
     };
+    if let Some(p) = &args.policy {
+        cfg.policy = Some(crate::policy::PolicyWatch::load(p).map_err(Error::Usage)?);
+    }
     if let Some(p) = &args.signing_key {
         cfg.signer = Some(std::sync::Arc::new(crate::signing::load_signer(p)?));
     }

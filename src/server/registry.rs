@@ -50,6 +50,8 @@ pub struct ClientRecord {
     pub net_events: u64,
     /// Mount and unmount events so far.
     pub mount_events: u64,
+    /// Events the policy flagged so far (always 0 without `--policy`).
+    pub flagged_events: u64,
     /// The latest event's kind and detail.
     pub last_event: String,
 }
@@ -124,6 +126,7 @@ impl Registry {
                         lost_since_ms: None,
                         net_events: 0,
                         mount_events: 0,
+                        flagged_events: 0,
                         last_event: String::new(),
                     },
                 );
@@ -158,6 +161,7 @@ impl Registry {
                 lost_since_ms: Some(lost_since_ms),
                 net_events: 0,
                 mount_events: 0,
+                flagged_events: 0,
                 last_event: String::new(),
             });
     }
@@ -194,6 +198,13 @@ impl Registry {
         }
         r.last_event = format!("{kind} {detail}");
         verdict
+    }
+
+    /// Counts an accepted event that the policy flagged.
+    pub fn count_flagged(&mut self, id: &ClientId) {
+        if let Some(r) = self.clients.get_mut(id) {
+            r.flagged_events += 1;
+        }
     }
 
     /// The queued events reached the file: they may be acknowledged. Returns the seq to ack.
@@ -279,8 +290,10 @@ mod tests {
             SeqVerdict::Gap { from: 2, to: 3 }
         );
         assert_eq!(r.commit(&id()), 4);
+        r.count_flagged(&id());
         let rec = r.get(&id()).unwrap();
         assert_eq!((rec.net_events, rec.mount_events), (1, 1));
+        assert_eq!(rec.flagged_events, 1);
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //! `{"time":"2026-11-26T13:08:50.325Z","session":"979a…","host":"pc1","address":"127.0.0.1","seq":28,"kind":"net","detail":"new udp 127.0.0.1:48222 -> 127.0.0.1:47001"}`
 //! with the fields in that order. `time` is the event time on the lab PC (RFC 3339 UTC, ms), as in
 //! the log files; `host` and `detail` are the log files' escaped text, JSON-escaped once more.
+//! With `--policy`, events that carry a verdict (it stays at the end of `detail`, as in the file)
+//! also get `"verdict":"ok"` or `"verdict":"flagged","why":"..."` after `detail`.
 
 use super::{ExportEvent, RateLimit};
 use crate::timefmt::rfc3339_ms;
@@ -32,6 +34,14 @@ pub fn format(ev: &ExportEvent<'_>) -> String {
     s.push_str(ev.kind.as_str());
     s.push_str("\",\"detail\":\"");
     escape_json_into(&mut s, ev.detail);
+    match crate::policy::verdict_of(ev.detail) {
+        Some(crate::policy::Verdict::Ok) => s.push_str("\",\"verdict\":\"ok"),
+        Some(crate::policy::Verdict::Flagged(why)) => {
+            s.push_str("\",\"verdict\":\"flagged\",\"why\":\"");
+            escape_json_into(&mut s, &why);
+        }
+        None => {}
+    }
     s.push_str("\"}\n");
     s
 }
@@ -142,6 +152,25 @@ mod tests {
         assert_eq!(
             line,
             "{\"time\":\"1970-01-01T00:00:01.000Z\",\"session\":\"00ff\",\"host\":\"pc1\",\"address\":\"10.0.0.5\",\"seq\":28,\"kind\":\"net\",\"detail\":\"new udp a -> b\"}\n"
+        );
+    }
+
+    #[test]
+    fn verdicts_become_fields() {
+        let line = format(&ev("pc1", "new udp a -> b verdict=ok"));
+        assert!(
+            line.ends_with("\"detail\":\"new udp a -> b verdict=ok\",\"verdict\":\"ok\"}\n"),
+            "{line}"
+        );
+        let line = format(&ev(
+            "pc1",
+            "new udp a -> b verdict=flagged why=\"destination b (udp) not allowed\"",
+        ));
+        assert!(
+            line.ends_with(
+                ",\"verdict\":\"flagged\",\"why\":\"destination b (udp) not allowed\"}\n"
+            ),
+            "{line}"
         );
     }
 

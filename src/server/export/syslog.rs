@@ -5,13 +5,15 @@
 //! A message looks like
 //! `<134>1 2026-11-26T13:08:50.325Z pc1 proctor - net [proctor@32473 session="979a…" seq="28" address="10.0.0.5" host="pc1"] new udp …`:
 //!
-//! - PRI: facility local0 (16); severity notice (5) for mount and unmount, info (6) otherwise.
+//! - PRI: facility local0 (16); severity notice (5) for mount and unmount, info (6) otherwise,
+//!   warning (4) for an event the policy flagged (`--policy`).
 //! - VERSION 1; TIMESTAMP the event time on the lab PC (RFC 3339 UTC, ms), `-` if out of range.
 //! - HOSTNAME the lab PC's (escaped) host name if it is 1 to 255 printable ASCII characters,
 //!   otherwise its address; APP-NAME `proctor`; PROCID `-`; MSGID the event kind.
 //! - STRUCTURED-DATA one element `proctor@32473` (32473 is the enterprise number RFC 5612 reserves
 //!   for examples and documentation) with `session`, `seq`, `address` and `host`; `"`, `\` and
-//!   `]` in values are escaped with a backslash (RFC 5424 section 6.3.3).
+//!   `]` in values are escaped with a backslash (RFC 5424 section 6.3.3); with `--policy`, also
+//!   `verdict` (`ok` or `flagged`) for events that carry one.
 //! - MSG the event's detail as in the log file; UTF-8 with a BOM if it is not plain ASCII.
 //!
 //! Sending never blocks the server's loop: [`SyslogForwarder::push`] puts the framed message in a
@@ -82,13 +84,20 @@ pub fn escape_sd_value(s: &str) -> String {
 
 /// Formats one event as an RFC 5424 message (without framing).
 pub fn format(ev: &ExportEvent<'_>) -> String {
-    let pri = FACILITY * 8 + severity(ev.kind);
+    let verdict = crate::policy::verdict_of(ev.detail);
+    let flagged = verdict.as_ref().is_some_and(|v| v.is_flagged());
+    let pri = FACILITY * 8 + if flagged { 4 } else { severity(ev.kind) };
+    let verdict_param = match verdict {
+        Some(v) if v.is_flagged() => " verdict=\"flagged\"",
+        Some(_) => " verdict=\"ok\"",
+        None => "",
+    };
     let ts = rfc3339_ms(ev.ts_ms);
     // Beyond year 9999 the time has more than four year digits, which RFC 5424 does not allow.
     let ts = if ts.len() == 24 { ts } else { "-".into() };
     let bom = if ev.detail.is_ascii() { "" } else { "\u{feff}" };
     format!(
-        "<{pri}>1 {ts} {} proctor - {} [{SD_ID} session=\"{}\" seq=\"{}\" address=\"{}\" host=\"{}\"] {bom}{}",
+        "<{pri}>1 {ts} {} proctor - {} [{SD_ID} session=\"{}\" seq=\"{}\" address=\"{}\" host=\"{}\"{verdict_param}] {bom}{}",
         hostname_field(ev.host, ev.addr),
         ev.kind.as_str(),
         escape_sd_value(ev.session),
@@ -413,6 +422,25 @@ mod tests {
         let mut e = ev("pc1", EventKind::Net, "x");
         e.ts_ms = u64::MAX;
         assert!(format(&e).starts_with("<134>1 - pc1 proctor"));
+    }
+
+    #[test]
+    fn flagged_events_are_warnings_with_a_verdict_parameter() {
+        let m = format(&ev(
+            "pc1",
+            EventKind::Net,
+            "new udp a -> b verdict=flagged why=\"x\"",
+        ));
+        assert!(m.starts_with("<132>1 "), "{m}");
+        assert!(
+            m.contains(" host=\"pc1\" verdict=\"flagged\"] new udp"),
+            "{m}"
+        );
+        let m = format(&ev("pc1", EventKind::Mount, "t on /x verdict=ok"));
+        assert!(
+            m.starts_with("<133>1 ") && m.contains(" verdict=\"ok\"]"),
+            "{m}"
+        );
     }
 
     #[test]

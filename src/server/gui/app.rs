@@ -67,6 +67,7 @@ impl ServerApp {
         let (tx, rx) = app::channel::<Message>();
         let ui = layout::build(tx, &opts.title, &opts.setup_info);
         let mut model = Model::default();
+        model.policy = opts.policy.clone();
         let mut fatal = None;
         let mut core = None;
         let mut core_thread = None;
@@ -251,6 +252,11 @@ impl ServerApp {
                     app::copy(&path);
                     self.ui.copy.set_label("Copied ✓");
                     self.copied_until = Some(Instant::now() + Duration::from_secs(2));
+                }
+            }
+            Message::ReloadPolicy => {
+                if let Some(core) = &self.core {
+                    core.send(Command::ReloadPolicy);
                 }
             }
             Message::CloseRequested => self.request_close(true),
@@ -491,12 +497,35 @@ impl ServerApp {
         if stopped > 0 {
             counts.push_str(&format!(" · {stopped} done"));
         }
+        let flagged: u64 = self.model.machines.values().map(|m| m.flagged).sum();
+        if self.model.policy.is_some() {
+            counts.push_str(&format!(" · {flagged} flagged"));
+        }
         ui.counts.set_label(&counts);
         ui.counts.set_label_color(if lost > 0 {
             Color::from_rgb(190, 0, 0)
+        } else if flagged > 0 {
+            super::events_view::FLAGGED_COLOR
         } else {
             Color::from_rgb(20, 20, 20)
         });
+        if let (Some(file), Some(p)) = (&self.opts.policy_file, &self.model.policy) {
+            let text = format!("{}\npolicy {file}: {p}", self.opts.setup_info);
+            if ui.setup.label() != label_safe(&text) {
+                ui.setup.set_label(&label_safe(&text));
+            }
+        }
+        match (&self.model.policy, self.core.is_some()) {
+            (Some(p), true) => {
+                ui.reload.activate();
+                let tip = match &self.model.policy_error {
+                    Some(e) => format!("Policy in force: {p}\nLast reload failed: {e}"),
+                    None => format!("Policy in force: {p}\nClick to read the file again"),
+                };
+                ui.reload.set_tooltip(&tip);
+            }
+            _ => ui.reload.deactivate(),
+        }
         let mut rate = format!("{} events/s", self.model.events_per_second(now));
         if self.model.refused > 0 {
             rate.push_str(&format!(" · {} refused", self.model.refused));

@@ -79,6 +79,14 @@ pub fn state_json(model: &Model, view: &ViewState, now_ms: u64) -> String {
         model.events_per_second(now_ms)
     );
     let _ = writeln!(s, "  \"refused\": {},", model.refused);
+    let _ = writeln!(s, "  \"policy\": {},", opt_str(model.policy.as_deref()));
+    let _ = writeln!(
+        s,
+        "  \"policy_error\": {},",
+        opt_str(model.policy_error.as_deref())
+    );
+    let _ = writeln!(s, "  \"flagged_total\": {},", model.flagged_total);
+    let _ = writeln!(s, "  \"policy_reloads\": {},", model.policy_reloads);
     let _ = writeln!(s, "  \"order\": {},", json_str(&view.order.describe()));
     let _ = writeln!(s, "  \"selected\": {},", opt_str(view.selected.as_deref()));
     let _ = writeln!(s, "  \"filter\": {},", json_str(&view.filter));
@@ -99,7 +107,7 @@ pub fn state_json(model: &Model, view: &ViewState, now_ms: u64) -> String {
             s,
             "    {{\"host\": {}, \"address\": {}, \"state\": {}, \"last_contact_ms\": {}, \
              \"lost_since_ms\": {}, \"last_contact\": {}, \"net_flows\": {}, \"net_events\": {}, \
-             \"mount_events\": {}, \"last_event\": {}, \"highlighted\": {}}}",
+             \"mount_events\": {}, \"flagged\": {}, \"last_event\": {}, \"highlighted\": {}}}",
             json_str(&r.id.host),
             json_str(&r.id.addr.to_string()),
             json_str(r.state.as_str()),
@@ -109,6 +117,7 @@ pub fn state_json(model: &Model, view: &ViewState, now_ms: u64) -> String {
             r.net_flows,
             r.net_events,
             r.mount_events,
+            r.flagged,
             json_str(&r.last_event),
             r.highlighted()
         );
@@ -151,6 +160,7 @@ mod tests {
             lost_since_ms: None,
             net_events: 0,
             mount_events: 1,
+            flagged_events: 2,
             last_event: "mount x".into(),
         };
         m.apply(
@@ -180,6 +190,7 @@ mod tests {
         let j = state_json(&m, &view, 0);
         assert!(j.contains("\"host\": \"pc\\\"1\""), "{j}");
         assert!(j.contains("\"mount_events\": 1"));
+        assert!(j.contains("\"flagged\": 2"), "{j}");
         assert!(j.contains("\"highlighted\": true"));
         assert!(j.contains("\"message\": null"));
         assert!(j.contains("\"session\": null"));

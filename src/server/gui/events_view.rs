@@ -1,5 +1,5 @@
 //! The live event view: a read-only text display whose lines are coloured by kind (network,
-//! mount, status, warning, session) through a style buffer. New lines are appended in batches;
+//! mount, status, warning, session, and flagged by the policy whatever their kind) through a style buffer. New lines are appended in batches;
 //! the view keeps at most [`MAX_LINES`](super::model::MAX_LINES) lines, and follows the newest
 //! line only while the user has not scrolled up.
 
@@ -12,13 +12,17 @@ use std::collections::VecDeque;
 const TEXT_SIZE: i32 = 13;
 
 /// Colour key shown next to the view's title: (word, colour).
-pub const LEGEND: [(&str, Color); 5] = [
+pub const LEGEND: [(&str, Color); 6] = [
     ("net", Color::from_rgb(20, 70, 170)),
     ("mount", Color::from_rgb(190, 90, 0)),
     ("status", Color::from_rgb(105, 105, 105)),
     ("warning", Color::from_rgb(200, 0, 0)),
     ("session", Color::from_rgb(0, 120, 60)),
+    ("flagged", FLAGGED_COLOR),
 ];
+
+/// Colour of events the policy flagged (in the view, the legend and the table's count).
+pub const FLAGGED_COLOR: Color = Color::from_rgb(170, 0, 150);
 
 fn style_char(kind: LineKind) -> u8 {
     match kind {
@@ -27,6 +31,7 @@ fn style_char(kind: LineKind) -> u8 {
         LineKind::Status => b'C',
         LineKind::Warning => b'D',
         LineKind::Session => b'E',
+        LineKind::Flagged => b'F',
     }
 }
 
@@ -35,6 +40,7 @@ fn styles() -> Vec<StyleTableEntry> {
         Font::Courier,
         Font::CourierBold,
         Font::Courier,
+        Font::CourierBold,
         Font::CourierBold,
         Font::CourierBold,
     ];

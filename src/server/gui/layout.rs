@@ -86,6 +86,22 @@ pub fn events_center() -> (i32, i32) {
     (WIN_W / 2, EVENTS_ROW_Y + EVENTS_ROW_H + PAD + FLEX_H / 4)
 }
 
+/// Width of the "Reload policy" button.
+pub const RELOAD_W: i32 = 110;
+/// Widths of the status bar's counts and rate labels (right of the reload button).
+const COUNTS_W: i32 = 250;
+const RATE_W: i32 = 130;
+/// Space between the status bar's parts.
+const BAR_PAD: i32 = 8;
+
+/// Centre of the "Reload policy" button (initial window size).
+pub fn reload_center() -> (i32, i32) {
+    (
+        WIN_W - MARGIN - RATE_W - BAR_PAD - COUNTS_W - BAR_PAD - RELOAD_W / 2,
+        WIN_H - MARGIN - BAR_H / 2,
+    )
+}
+
 /// Colour of the message bar.
 pub const PROBLEM_BG: (u8, u8, u8) = (190, 30, 30);
 
@@ -123,6 +139,8 @@ pub struct Ui {
     pub log_dir: Output,
     /// Status bar: copies the log directory to the clipboard.
     pub copy: Button,
+    /// Status bar: reads the policy file again (inactive without `--policy`).
+    pub reload: Button,
     /// Status bar: machines connected / lost.
     pub counts: Frame,
     /// Status bar: events per second.
@@ -201,7 +219,7 @@ pub fn build(tx: Sender<Message>, title: &str, setup_info: &str) -> Ui {
     let mut mrow = Flex::default().row();
     let machines_title = label("Machines", 15, Font::HelveticaBold);
     let mut hint = label(
-        "red: lost   amber: mount event   (these sort to the top)  ·  click a title to sort, a row to see its events",
+        "red: lost   purple: flagged by the policy   amber: mount event   (these sort to the top)  ·  click a title to sort, a row to see its events",
         12,
         Font::Helvetica,
     );
@@ -239,9 +257,9 @@ pub fn build(tx: Sender<Message>, title: &str, setup_info: &str) -> Ui {
 
     // Status bar.
     let mut bar = Flex::default().row();
-    bar.set_pad(8);
+    bar.set_pad(BAR_PAD);
     let session_status = label("No session yet", 13, Font::Helvetica);
-    bar.fixed(&session_status, 360);
+    bar.fixed(&session_status, 310);
     let logs_label = label("Logs:", 13, Font::HelveticaBold);
     bar.fixed(&logs_label, 40);
     let mut log_dir = Output::default();
@@ -251,10 +269,15 @@ pub fn build(tx: Sender<Message>, title: &str, setup_info: &str) -> Ui {
     copy.set_tooltip("Copy the log directory to the clipboard");
     copy.emit(tx, Message::CopyLogPath);
     bar.fixed(&copy, 100);
+    let mut reload = Button::default().with_label("Reload policy");
+    reload.set_tooltip("Read the policy file again (it is also reloaded when it changes)");
+    reload.emit(tx, Message::ReloadPolicy);
+    reload.deactivate();
+    bar.fixed(&reload, RELOAD_W);
     let counts = label("0 connected · 0 lost", 13, Font::HelveticaBold);
-    bar.fixed(&counts, 190);
+    bar.fixed(&counts, COUNTS_W);
     let rate = label("0 events/s", 13, Font::Helvetica);
-    bar.fixed(&rate, 130);
+    bar.fixed(&rate, RATE_W);
     bar.end();
     outer.fixed(&bar, BAR_H);
 
@@ -286,6 +309,7 @@ pub fn build(tx: Sender<Message>, title: &str, setup_info: &str) -> Ui {
         session_status,
         log_dir,
         copy,
+        reload,
         counts,
         rate,
     }

@@ -47,6 +47,8 @@ pub enum Message {
     FilterChanged,
     /// "Copy path" was pressed.
     CopyLogPath,
+    /// "Reload policy" was pressed.
+    ReloadPolicy,
     /// The window's close button was pressed.
     CloseRequested,
     /// `--quit-after` ran out: close without asking.
@@ -74,6 +76,10 @@ pub struct GuiOptions {
     pub dump_state: Option<PathBuf>,
     /// One or two lines on ports, announcement targets and key fingerprint.
     pub setup_info: String,
+    /// What the policy given with `--policy` checks (`None` without one).
+    pub policy: Option<String>,
+    /// The policy file's name, shown with what it checks.
+    pub policy_file: Option<String>,
 }
 
 impl GuiOptions {
@@ -105,6 +111,14 @@ impl GuiOptions {
             quit_after: args.quit_after.map(Duration::from_secs_f64),
             dump_state: args.dump_state.clone(),
             setup_info,
+            policy: cfg
+                .and_then(|c| c.policy.as_ref())
+                .map(|p| p.policy().summary()),
+            policy_file: args.policy.as_ref().map(|p| {
+                p.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| p.display().to_string())
+            }),
         }
     }
 }

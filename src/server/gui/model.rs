@@ -79,6 +79,8 @@ pub struct SessionInfo {
 pub enum Flag {
     /// The connection was lost.
     Lost,
+    /// The policy flagged at least one of its events.
+    Flagged,
     /// A filesystem was mounted or unmounted.
     Mount,
     /// Nothing to look at.
@@ -102,6 +104,8 @@ pub struct MachineRow {
     pub net_events: u64,
     /// Mount and unmount events, as counted by the core.
     pub mount_events: u64,
+    /// Events the policy flagged, as counted by the core.
+    pub flagged: u64,
     /// The latest event's kind and detail.
     pub last_event: String,
 }
@@ -116,6 +120,7 @@ impl MachineRow {
             net_flows: 0,
             net_events: 0,
             mount_events: 0,
+            flagged: 0,
             last_event: String::new(),
         };
         row.update(rec);
@@ -128,6 +133,7 @@ impl MachineRow {
         self.lost_since_ms = rec.lost_since_ms;
         self.net_events = rec.net_events;
         self.mount_events = rec.mount_events;
+        self.flagged = rec.flagged_events;
         if !rec.last_event.is_empty() {
             self.last_event = escape(&rec.last_event);
         }
@@ -137,6 +143,8 @@ impl MachineRow {
     pub fn flag(&self) -> Flag {
         if self.state == ClientState::Lost {
             Flag::Lost
+        } else if self.flagged > 0 {
+            Flag::Flagged
         } else if self.mount_events > 0 {
             Flag::Mount
         } else {
@@ -144,7 +152,7 @@ impl MachineRow {
         }
     }
 
-    /// Rows with a mount event or a lost connection are highlighted.
+    /// Rows with a lost connection, a flagged event or a mount event are highlighted.
     pub fn highlighted(&self) -> bool {
         self.flag() != Flag::Normal
     }
@@ -164,6 +172,7 @@ impl MachineRow {
             },
             Column::NetFlows => self.net_flows.to_string(),
             Column::Mounts => self.mount_events.to_string(),
+            Column::Flagged => self.flagged.to_string(),
             Column::LastEvent => self.last_event.clone(),
         }
     }
@@ -193,19 +202,22 @@ pub enum Column {
     NetFlows,
     /// Mount events.
     Mounts,
+    /// Events the policy flagged.
+    Flagged,
     /// Latest event.
     LastEvent,
 }
 
 impl Column {
     /// Every column in display order.
-    pub const ALL: [Column; 7] = [
+    pub const ALL: [Column; 8] = [
         Column::Host,
         Column::Address,
         Column::State,
         Column::LastContact,
         Column::NetFlows,
         Column::Mounts,
+        Column::Flagged,
         Column::LastEvent,
     ];
 
@@ -225,20 +237,22 @@ impl Column {
             Column::LastContact => "Last contact (UTC)",
             Column::NetFlows => "Net flows",
             Column::Mounts => "Mounts",
+            Column::Flagged => "Flagged",
             Column::LastEvent => "Last event",
         }
     }
 
     /// Numbers read best right-aligned.
     pub fn numeric(self) -> bool {
-        matches!(self, Column::NetFlows | Column::Mounts)
+        matches!(self, Column::NetFlows | Column::Mounts | Column::Flagged)
     }
 }
 
 /// How the machine table is ordered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SortOrder {
-    /// Lost machines first, then machines with mount events, then the rest; by name within.
+    /// Lost machines first, then machines with flagged events, then machines with mount
+    /// events, then the rest; by name within.
     Triage,
     /// By one column (ties by name).
     By {
@@ -253,7 +267,10 @@ impl SortOrder {
     /// The order after a click on `col`'s title: ascending, then descending, then back to
     /// triage. Counts and times start descending (the most interesting first).
     pub fn clicked(self, col: Column) -> SortOrder {
-        let first_desc = matches!(col, Column::NetFlows | Column::Mounts | Column::LastContact);
+        let first_desc = matches!(
+            col,
+            Column::NetFlows | Column::Mounts | Column::Flagged | Column::LastContact
+        );
         match self {
             SortOrder::By { column, descending } if column == col => {
                 if descending == first_desc {
@@ -313,6 +330,7 @@ pub fn sort_rows(rows: &mut [&MachineRow], order: SortOrder, now_ms: u64) {
                     Column::LastContact => a.contact_key(now_ms).cmp(&b.contact_key(now_ms)),
                     Column::NetFlows => a.net_flows.cmp(&b.net_flows),
                     Column::Mounts => a.mount_events.cmp(&b.mount_events),
+                    Column::Flagged => a.flagged.cmp(&b.flagged),
                     Column::LastEvent => a.last_event.cmp(&b.last_event),
                 };
                 if descending { o.reverse() } else { o }
@@ -343,6 +361,8 @@ pub enum LineKind {
     Warning,
     /// Session start and stop.
     Session,
+    /// An event the policy flagged (whatever its kind).
+    Flagged,
 }
 
 /// One line of the event view.
@@ -460,6 +480,15 @@ pub struct Model {
     pub session: Option<SessionInfo>,
     /// The message bar's content.
     pub problem: Option<Problem>,
+    /// What the policy in force checks (`None` without `--policy`), for the status bar.
+    pub policy: Option<String>,
+    /// The last policy reload failed: its error (also in the message bar until the next
+    /// good reload).
+    pub policy_error: Option<String>,
+    /// Events flagged by the policy in this program run.
+    pub flagged_total: u64,
+    /// Successful policy reloads in this program run.
+    pub policy_reloads: u64,
     /// The machines of the current (or last) session.
     pub machines: BTreeMap<ClientId, MachineRow>,
     lines: VecDeque<EventLine>,
@@ -487,6 +516,10 @@ impl Model {
             phase: Phase::Idle,
             session: None,
             problem: None,
+            policy: None,
+            policy_error: None,
+            flagged_total: 0,
+            policy_reloads: 0,
             machines: BTreeMap::new(),
             lines: VecDeque::new(),
             max_lines: max_lines.max(1),
@@ -644,11 +677,17 @@ impl Model {
                 {
                     row.net_flows += 1;
                 }
+                let flagged = crate::policy::verdict_of(&detail).is_some_and(|v| v.is_flagged());
                 let line_kind = match kind {
+                    _ if flagged => LineKind::Flagged,
                     EventKind::Net => LineKind::Net,
                     EventKind::Mount | EventKind::Unmount => LineKind::Mount,
                     EventKind::Status => LineKind::Status,
                 };
+                if flagged {
+                    self.flagged_total += 1;
+                    ch.status = true;
+                }
                 self.push(line_kind, Some(&client.id), ts_ms, kind.as_str(), &detail);
                 self.events_total += 1;
                 self.rate.record(now_ms, 1);
@@ -679,6 +718,35 @@ impl Model {
                     self.upsert(rec);
                 }
                 ch.table = true;
+            }
+            Note::PolicyReloaded { path, summary } => {
+                self.policy = Some(summary.clone());
+                self.policy_reloads += 1;
+                if self.policy_error.take().is_some()
+                    && self.problem.as_ref().is_some_and(|p| !p.fatal)
+                {
+                    self.problem = None;
+                }
+                let text = format!("policy reloaded from {}: {summary}", path.display());
+                self.push(LineKind::Session, None, now_ms, "policy", &text);
+                ch.lines = true;
+                ch.status = true;
+            }
+            Note::PolicyFailed { path, error } => {
+                let text = format!(
+                    "The policy file {} could not be reloaded; the previous policy stays in force. {error}",
+                    path.display()
+                );
+                self.policy_error = Some(error.clone());
+                if !self.problem.as_ref().is_some_and(|p| p.fatal) {
+                    self.problem = Some(Problem {
+                        text: escape(&text),
+                        fatal: false,
+                    });
+                }
+                self.push(LineKind::Warning, None, now_ms, "policy", &text);
+                ch.lines = true;
+                ch.status = true;
             }
             Note::Exited => {
                 self.exited = true;
@@ -809,6 +877,13 @@ pub fn describe_setup_error(e: &Error) -> String {
         Error::AddrInUse(_) => format!(
             "Port in use: {m}. Another proctor server (or another program) holds it: close it, or choose another port with -s PORT."
         ),
+        Error::Usage(_)
+            if m.starts_with("policy file") || m.starts_with("cannot read policy file") =>
+        {
+            format!(
+                "Policy problem: {m}. Correct the file (docs/POLICY.md) and start the server again."
+            )
+        }
         Error::Usage(_) if m.contains("broadcast") => format!(
             "No broadcast address: {m}. Connect the lab network, or name the address with --broadcast ADDR."
         ),
@@ -872,6 +947,7 @@ mod tests {
             lost_since_ms: (state == ClientState::Lost).then_some(2000),
             net_events: 0,
             mount_events: mounts,
+            flagged_events: 0,
             last_event: String::new(),
         }
     }
@@ -1161,6 +1237,74 @@ mod tests {
         assert_eq!(r.per_second(8000), 0);
         r.record(8100, 3);
         assert_eq!(r.per_second(9000), 3);
+    }
+
+    #[test]
+    fn flagged_events_colour_their_line_and_sort_their_machine_up() {
+        let mut m = Model::default();
+        started(&mut m);
+        let mut flagged = rec("pc-b", ClientState::Connected, 1);
+        flagged.flagged_events = 1;
+        m.apply(
+            event(
+                flagged,
+                EventKind::Net,
+                "new udp 1.2.3.4:5 -> 6.7.8.9:10 verdict=flagged why=\"destination 6.7.8.9:10 (udp) not allowed\"",
+            ),
+            5000,
+        );
+        m.apply(
+            event(
+                rec("pc-a", ClientState::Connected, 2),
+                EventKind::Mount,
+                "tmpfs on /x type=tmpfs source=tmpfs class=virtual verdict=ok",
+            ),
+            5000,
+        );
+        // A forged verdict inside the detail does not count: the last one does.
+        m.apply(
+            event(
+                rec("pc-c", ClientState::Connected, 0),
+                EventKind::Net,
+                "new udp 1.2.3.4:5 -> 6.7.8.9:11 verdict=flagged why=\"x\" verdict=ok",
+            ),
+            5000,
+        );
+        let kinds: Vec<LineKind> = m.lines().skip(1).map(|l| l.kind).collect();
+        assert_eq!(kinds, [LineKind::Flagged, LineKind::Mount, LineKind::Net]);
+        assert_eq!(m.flagged_total, 1);
+        let rows = m.rows(SortOrder::Triage, 5000);
+        assert_eq!(rows[0].id.host, "pc-b");
+        assert_eq!(rows[0].flag(), Flag::Flagged);
+        assert_eq!(rows[0].cell(Column::Flagged, 5000), "1");
+        assert_eq!(rows[1].flag(), Flag::Mount);
+        let by = SortOrder::Triage.clicked(Column::Flagged);
+        assert_eq!(m.rows(by, 5000)[0].id.host, "pc-b");
+    }
+
+    #[test]
+    fn a_failed_policy_reload_shows_a_message_until_a_good_one() {
+        let mut m = Model::default();
+        m.apply(
+            Note::PolicyFailed {
+                path: "/etc/p.toml".into(),
+                error: "line 3: bad port".into(),
+            },
+            0,
+        );
+        let p = m.problem.clone().unwrap();
+        assert!(!p.fatal && p.text.contains("line 3: bad port"), "{p:?}");
+        assert!(p.text.contains("previous policy stays in force"));
+        m.apply(
+            Note::PolicyReloaded {
+                path: "/etc/p.toml".into(),
+                summary: "2 programs".into(),
+            },
+            0,
+        );
+        assert_eq!(m.problem, None);
+        assert_eq!(m.policy.as_deref(), Some("2 programs"));
+        assert_eq!((m.policy_error.as_deref(), m.policy_reloads), (None, 1));
     }
 
     #[test]

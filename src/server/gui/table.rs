@@ -1,7 +1,7 @@
 //! The machine table: one row per machine of the session, drawn from a list of prepared rows
-//! ([`RowView`]). Lost rows are red, rows with a mount event amber, the selected row framed in
-//! blue. A click on a column title or a row only sends a [`Message`]; the loop re-sorts and
-//! hands the table new rows.
+//! ([`RowView`]). Lost rows are red, rows with an event the policy flagged purple, rows with a
+//! mount event amber, the selected row framed in blue. A click on a column title or a row only
+//! sends a [`Message`]; the loop re-sorts and hands the table new rows.
 
 use super::Message;
 use super::model::{Column, Flag};
@@ -16,7 +16,7 @@ use std::rc::Rc;
 
 const FONT_SIZE: i32 = 14;
 /// Widths of every column but the last, which takes the rest.
-pub const WIDTHS: [i32; 6] = [170, 120, 100, 180, 100, 95];
+pub const WIDTHS: [i32; 7] = [170, 120, 100, 180, 100, 95, 90];
 
 /// What one row shows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +47,7 @@ pub struct MachineTable {
 fn row_bg(flag: Flag, row: i32) -> Color {
     match flag {
         Flag::Lost => Color::from_rgb(255, 205, 205),
+        Flag::Flagged => Color::from_rgb(246, 212, 242),
         Flag::Mount => Color::from_rgb(255, 228, 160),
         Flag::Normal if row % 2 == 1 => Color::from_rgb(246, 247, 250),
         Flag::Normal => Color::White,
@@ -129,6 +130,9 @@ fn draw_cell(r: &RowView, row: i32, col: i32, x: i32, y: i32, w: i32, h: i32) {
         Column::Host => (Font::HelveticaBold, Color::from_rgb(20, 20, 20)),
         Column::Mounts if r.flag == Flag::Mount => {
             (Font::HelveticaBold, Color::from_rgb(150, 60, 0))
+        }
+        Column::Flagged if r.cells.get(col as usize).is_some_and(|c| c != "0") => {
+            (Font::HelveticaBold, super::events_view::FLAGGED_COLOR)
         }
         _ => (Font::Helvetica, Color::from_rgb(20, 20, 20)),
     };
