@@ -154,7 +154,7 @@ fn parse(html: &str) -> El {
 
 /// A copy of the recorded session in a fresh directory (so the report is written there).
 fn copy_session(name: &str) -> PathBuf {
-    let dir = temp_dir_named("report", name).join("2026-11-26T15-38-27Z");
+    let dir = temp_dir_named("report", name).join("2026-11-26T16-12-19Z");
     std::fs::create_dir_all(&dir).unwrap();
     for e in std::fs::read_dir(DATA).unwrap().flatten() {
         if e.path().extension().is_some_and(|x| x == "log") {
@@ -225,7 +225,7 @@ fn report_of_the_recorded_session_orders_machines_and_shows_flagged_events_gaps_
         .iter()
         .map(|m| m.find("span", Some("badge")).text())
         .collect();
-    assert_eq!(badges, ["4 flagged", "3 flagged", "2 flagged"]);
+    assert_eq!(badges, ["7 flagged", "5 flagged", "4 flagged"]);
     let overview: Vec<String> = doc
         .find("table", Some("overview"))
         .find_all("tr", Some("machine-row"))
@@ -237,7 +237,7 @@ fn report_of_the_recorded_session_orders_machines_and_shows_flagged_events_gaps_
         doc.by_id("policy")
             .unwrap()
             .text()
-            .contains("9 flagged events on 3 machines")
+            .contains("16 flagged events on 3 machines")
     );
 
     // Counts per kind match the files.
@@ -272,9 +272,12 @@ fn report_of_the_recorded_session_orders_machines_and_shows_flagged_events_gaps_
     // The flagged timeline of pc-02: time, kind, what, why; each time links to its log line.
     let tl = ms[0].find("table", Some("timeline"));
     let rows = table_rows(tl);
-    assert_eq!(rows.len(), 4);
+    assert_eq!(rows.len(), 7);
     let kinds: Vec<&str> = rows.iter().map(|r| r[1].as_str()).collect();
-    assert_eq!(kinds, ["mount", "net", "net", "net"]);
+    assert_eq!(
+        kinds,
+        ["mount", "unmount", "net", "net", "net", "net", "net"]
+    );
     assert!(
         rows[0][2].starts_with("<img/src=x/onerror=alert(2)> on /tmp/"),
         "{:?}",
@@ -284,10 +287,18 @@ fn report_of_the_recorded_session_orders_machines_and_shows_flagged_events_gaps_
         !rows[0][2].contains("verdict="),
         "the verdict is not part of what happened"
     );
-    assert_eq!(rows[0][3], "removable storage is not allowed");
-    assert!(rows[1][2].ends_with("sni=chat.example.com"));
-    assert_eq!(rows[2][3], "destination 127.0.0.1:45191 is not allowed");
-    assert_eq!(rows[0][0], "15:38:29.170");
+    assert_eq!(rows[0][3], "virtual mount not allowed");
+    assert!(rows[3][2].starts_with("tls tcp ") && rows[3][2].ends_with("sni=chat.example.com"));
+    assert_eq!(
+        rows[3][3],
+        "destination 127.0.0.1:46721 (tcp, sni chat.example.com) not allowed"
+    );
+    assert_eq!(rows[4][3], "destination 127.0.0.1:45191 (udp) not allowed");
+    assert_eq!(rows[0][0], "16:12:21.870");
+    assert_eq!(
+        rows[6][0], "16:12:29.778",
+        "seen while disconnected, sent later"
+    );
     for link in tl.find_all("a", None) {
         let target = link.attr("href").unwrap().strip_prefix('#').unwrap();
         let line = doc
@@ -307,14 +318,14 @@ fn report_of_the_recorded_session_orders_machines_and_shows_flagged_events_gaps_
         .map(|m| table_rows(m.find("table", Some("gaps"))))
         .collect();
     assert_eq!(gaps[0].len(), 1);
-    assert_eq!(gaps[0][0][..3], ["15:38:36.563", "15:38:38.561", "2.0 s"]);
+    assert_eq!(gaps[0][0][..3], ["16:12:29.258", "16:12:31.358", "2.1 s"]);
     assert_eq!(gaps[0][0][3], "no data for 2.5 s");
     assert_eq!(gaps[1][0][1], "not back before the end");
     assert_eq!(
-        gaps[1][0][2], "6.5 s",
-        "lost 15:38:33.760, session stopped 15:38:40.306"
+        gaps[1][0][2], "6.6 s",
+        "lost 16:12:26.415, session stopped 16:12:33.009"
     );
-    assert_eq!(gaps[2][0][2], "1.3 s");
+    assert_eq!(gaps[2][0][2], "1.2 s");
     assert_eq!(gaps[2][0][3], "connection closed without goodbye");
 
     // Missing events (a seq gap the server logged) on pc-02 only.
@@ -358,20 +369,20 @@ fn report_of_the_recorded_session_orders_machines_and_shows_flagged_events_gaps_
     assert!(
         doc.find("title", None)
             .text()
-            .contains("2026-11-26T15-38-27Z")
+            .contains("2026-11-26T16-12-19Z")
     );
 
     // stdout: one line per machine, same order; stderr: one closing line (not a terminal).
     let lines: Vec<&str> = stdout.lines().collect();
     assert!(
-        lines[1].starts_with("policy: 9 flagged event(s) on 3 machine(s)"),
+        lines[1].starts_with("policy: 16 flagged event(s) on 3 machine(s)"),
         "{stdout}"
     );
     assert!(
-        lines[2].trim_start().starts_with("pc-02 (127.0.0.1)") && lines[2].contains("4 flagged")
+        lines[2].trim_start().starts_with("pc-02 (127.0.0.1)") && lines[2].contains("7 flagged")
     );
-    assert!(lines[3].trim_start().starts_with(HOSTILE) && lines[3].contains("1 gap (6.5 s)"));
-    assert!(lines[4].trim_start().starts_with("pc-01") && lines[4].contains("2 flagged"));
+    assert!(lines[3].trim_start().starts_with(HOSTILE) && lines[3].contains("1 gap (6.6 s)"));
+    assert!(lines[4].trim_start().starts_with("pc-01") && lines[4].contains("4 flagged"));
     assert!(lines[2].contains("2 missing events"));
     assert_eq!(stderr.lines().count(), 1, "{stderr:?}");
     assert!(stderr.starts_with("report: read 3 log files ("), "{stderr}");
@@ -446,7 +457,7 @@ fn malformed_truncated_and_hostile_lines_are_skipped_counted_and_escaped() {
         .unwrap();
     assert_eq!(
         pc01.find("span", Some("badge")).text(),
-        "2 flagged",
+        "4 flagged",
         "the forged verdict lost"
     );
     let skipped = pc01.find("p", Some("skipped")).text();
@@ -607,5 +618,5 @@ fn the_report_renders_in_a_real_headless_chromium() {
     );
     assert!(!dom.contains("<img"));
     assert_eq!(dom.matches("<details id=\"m").count(), 3);
-    assert!(dom.contains("9 flagged events on 3 machines"));
+    assert!(dom.contains("16 flagged events on 3 machines"));
 }
