@@ -4,7 +4,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: deps build demo test lint fmt clean gui-screenshot report-screenshot lab-test docs bench
+.PHONY: deps build demo test lint fmt clean gui-screenshot report-screenshot lab-test docs bench deb
 
 deps:
 	@bash scripts/install-deps.sh
@@ -19,12 +19,15 @@ demo: build
 # for packet capture and tmpfs mounts), then formatting and clippy. The window tests
 # (tests/gui.rs) start a private Xvfb per test and press buttons with xdotool, so they need no
 # display and no terminal (`CI=true make test </dev/null` works).
-# The lab suite (scripts/lab/lab.sh) runs last unless QUICK=1.
+# scripts/deb-test.sh then builds the .deb from the same dev build, installs it, checks it and
+# purges it again (nothing stays installed). The lab suite (scripts/lab/lab.sh) runs last unless
+# QUICK=1.
 test: deps
 	$(CARGO) build --all-targets
 	$(CARGO) test -- --test-threads=2
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
+	bash scripts/deb-test.sh
 ifneq ($(QUICK),1)
 	PROCTOR_BIN=target/debug/proctor bash scripts/lab/lab.sh
 endif
@@ -50,11 +53,17 @@ report-screenshot: build
 	  --screenshot=docs/report.png file://$(CURDIR)/target/report-screenshot/report.html 2>/dev/null
 	@echo "wrote docs/report.png"
 
-# Benchmarks against rsyslog, tcpdump and 500 ms mount polling (root; ~10-15 min on 2 cores);
-# writes BENCHMARKS.md. Not part of `make test`.
+# Benchmarks against rsyslog, tcpdump and 500 ms mount polling (root; ~20 min on 2 cores);
+# writes BENCHMARKS.md. Not part of `make test`. Some stages only:
+# `make bench ONLY=faults,flows` (or BENCH_ONLY=...); the other stages' sections are kept.
 bench: deps
 	@bash scripts/install-bench-deps.sh
-	CARGO=$(CARGO) bash scripts/bench/run.sh
+	CARGO=$(CARGO) bash scripts/bench/run.sh $(if $(ONLY),--only $(ONLY))
+
+# The Debian package alone, tested and removed again (see scripts/deb-test.sh); the .deb stays in
+# target/debian/.
+deb: build
+	bash scripts/deb-test.sh
 
 # Man pages and shell completions generated from the clap definitions, into target/docs.
 docs: build

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what `make bench` (scripts/bench/run.sh) needs besides proctor's own build deps:
 # rsyslog (only the binary is used: the benchmark runs private instances with their own config,
-# pid file and work directory), tcpdump, gcc (the UDP generator is compiled at run time),
+# pid file and work directory) and rsyslog-relp (imrelp/omrelp for the faults stage), tcpdump,
+# gcc (the UDP generators are compiled at run time),
 # python3, iproute2 (ss), procps, and linux-perf when the distribution has it (optional).
 #
 # Idempotent: quick when everything is there. Installing rsyslog must not leave a system
@@ -19,7 +20,7 @@ need_root() {
 
 command -v apt-get >/dev/null || { echo "install-bench-deps: only apt (Debian/Ubuntu) is supported" >&2; exit 1; }
 
-REQUIRED="rsyslog tcpdump gcc libc6-dev python3 iproute2 procps util-linux"
+REQUIRED="rsyslog rsyslog-relp tcpdump gcc libc6-dev python3 iproute2 procps util-linux"
 OPTIONAL="linux-perf"
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }

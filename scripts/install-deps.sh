@@ -41,6 +41,19 @@ cmake_ok() {
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 
+# cargo-deb builds the .deb that scripts/deb-test.sh (make test) installs and removes again.
+# A cargo subcommand, not an apt package: built once from crates.io with its locked versions.
+ensure_cargo_deb() {
+  if ! command -v cargo >/dev/null; then
+    echo "install-deps: cargo not found; install Rust (rustup.rs), then run this again" >&2
+    exit 1
+  fi
+  if ! cargo deb --version >/dev/null 2>&1; then
+    echo "install-deps: installing cargo-deb (cargo install cargo-deb --locked; a few minutes, once)"
+    cargo install cargo-deb --locked
+  fi
+}
+
 missing=""
 for p in $PKGS; do
   installed "$p" || missing="$missing $p"
@@ -88,6 +101,7 @@ install_quietly() {
 }
 
 if [ -z "$missing" ] && [ -z "$daemon_missing" ] && cmake_ok; then
+  ensure_cargo_deb
   echo "install-deps: all system packages present"
   exit 0
 fi
@@ -125,5 +139,6 @@ if [ -n "$daemon_missing" ]; then
   # shellcheck disable=SC2086
   install_quietly $daemon_missing
 fi
+ensure_cargo_deb
 cmake --version | head -1
 echo "install-deps: done"

@@ -21,6 +21,25 @@ pub struct Cli {
     /// What to run.
     #[command(subcommand)]
     pub command: Command,
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+/// Options every subcommand takes: the config file and how much proctor says about itself.
+#[derive(Args, Debug, Clone)]
+pub struct GlobalArgs {
+    /// Config file with a [server] and a [client] table whose keys are the long option names
+    /// (e.g. key = "/etc/proctor/keyfile.key", server-port = 45000); options given on the
+    /// command line win. Default: /etc/proctor/proctor.toml if it exists.
+    #[arg(long = "config", value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
+    /// Say more about what proctor does, on standard error (-v information, -vv debugging).
+    /// Not the evidence: that is in the log files.
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Only print errors on standard error (no warnings).
+    #[arg(short = 'q', long = "quiet", global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
 }
 
 /// The subcommands.
@@ -37,6 +56,10 @@ pub enum Command {
     /// Write a self-contained HTML report of a session from its log directory (flagged events,
     /// counts, connection gaps, full logs), and print a summary.
     Report(ReportArgs),
+    /// Install the systemd unit for the client (lab PCs) or the headless server, with this
+    /// machine's paths, then enable and start it (needs root).
+    #[command(name = "install-service")]
+    InstallService(InstallServiceArgs),
     /// Internal: packet capture worker started by the client.
     #[command(name = "__capture-worker", hide = true)]
     CaptureWorker(CaptureWorkerArgs),
@@ -76,6 +99,7 @@ pub fn public_command() -> clap::Command {
         .propagate_version(true)
         .subcommand_required(true)
         .arg_required_else_help(true)
+        .args(full.get_arguments().filter(|a| a.is_global_set()).cloned())
         .subcommands(public);
     if let Some(about) = full.get_about() {
         cmd = cmd.about(about.clone());
@@ -109,6 +133,35 @@ pub fn write_docs(args: &GenerateArgs) -> crate::error::Result<()> {
         completions.display()
     );
     Ok(())
+}
+
+/// Which service `install-service` sets up.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceKind {
+    /// proctor-client.service: the lab-PC daemon, as root with only the capture capabilities.
+    Client,
+    /// proctor-server.service: a headless server without privileges (e.g. feeding a collector).
+    Server,
+}
+
+/// `proctor install-service`.
+#[derive(Args, Debug)]
+pub struct InstallServiceArgs {
+    /// Which unit: client (every lab PC) or server (a headless server).
+    #[arg(value_enum, value_name = "WHICH")]
+    pub which: ServiceKind,
+    /// The shared key file the service uses (copy it there first: see 'proctor keygen').
+    #[arg(short = 'k', long = "key", default_value = crate::service::DEFAULT_KEY, value_name = "KEYFILE")]
+    pub key: PathBuf,
+    /// Directory to write the unit into. Default: /etc/systemd/system.
+    #[arg(long = "unit-dir", value_name = "DIR")]
+    pub unit_dir: Option<PathBuf>,
+    /// Only write the unit; do not run 'systemctl daemon-reload' and 'systemctl enable --now'.
+    #[arg(long = "no-start")]
+    pub no_start: bool,
+    /// The proctor program the unit starts. Default: this one.
+    #[arg(long = "exec", value_name = "PATH")]
+    pub exec: Option<PathBuf>,
 }
 
 /// `proctor keygen`.
@@ -262,13 +315,11 @@ pub struct ReportArgs {
     /// be a copy on another machine.
     #[arg(value_name = "SESSION_DIR")]
     pub session_dir: PathBuf,
-    /// Where to write the HTML report. Default: report.html inside SESSION_DIR.
+    /// Where to write the HTML report. Default: report.html inside SESSION_DIR. Progress goes
+    /// to standard error (a live files/bytes line on a terminal, otherwise one closing line);
+    /// the global -q silences it.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: Option<PathBuf>,
-    /// No progress on standard error (by default: a live files/bytes line on a terminal,
-    /// otherwise one closing line). The summary on standard output is still printed.
-    #[arg(short = 'q', long)]
-    pub quiet: bool,
 }
 
 /// Hidden `__loadgen` arguments (benchmarks).

@@ -91,6 +91,10 @@ pub fn load(args: &KeyArgs) -> Result<Key> {
                  Generate a real key with 'proctor keygen', or pass --demo to try proctor out"
             )));
         }
+        log::warn!(
+            "using the public demo key from {shown}: anyone can forge announcements with it; \
+             only for trying proctor out"
+        );
         return Ok(kf.key);
     }
     let mode = fs::metadata(path)

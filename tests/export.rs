@@ -123,8 +123,8 @@ struct LogEvent {
     detail: String,
 }
 
-/// Every event line (a numbered `seq=`) of every log file under `dir`, with its file's session
-/// and host from the header.
+/// Every line of every log file under `dir`, the lab PC's events (a numbered `seq=`) and the
+/// server's own lines (`seq=-`), with its file's session and host from the header.
 fn log_events(dir: &Path) -> Vec<LogEvent> {
     let mut v = Vec::new();
     for d in session_dirs(dir) {
@@ -143,7 +143,7 @@ fn log_events(dir: &Path) -> Vec<LogEvent> {
                 let Some(seq) = f.get(1).and_then(|s| s.strip_prefix("seq=")) else {
                     continue;
                 };
-                if seq.parse::<u64>().is_err() {
+                if seq != "-" && seq.parse::<u64>().is_err() {
                     continue;
                 }
                 v.push(LogEvent {
@@ -173,7 +173,8 @@ fn sd_value(s: &str) -> String {
 /// The line the private rsyslogd writes for an event (see its template above).
 fn expected_syslog(e: &LogEvent) -> String {
     format!(
-        "{h}|proctor|{k}|[proctor@32473 session=\"{s}\" seq=\"{q}\" address=\"127.0.0.1\" host=\"{hv}\"]|{d}|{t}",
+        "{h}|proctor|{k}|[proctor@32473 session=\"{s}\" seq=\"{q}\" address=\"127.0.0.1\" host=\"{hv}\" source=\"{src}\"]|{d}|{t}",
+        src = source(e),
         h = e.host,
         k = e.kind,
         s = e.session,
@@ -184,14 +185,20 @@ fn expected_syslog(e: &LogEvent) -> String {
     )
 }
 
+/// Who wrote a line: the lab PC (numbered) or the server (`seq=-`).
+fn source(e: &LogEvent) -> &'static str {
+    if e.seq == "-" { "server" } else { "client" }
+}
+
 /// The JSON Lines line proctor writes for an event.
 fn expected_json(e: &LogEvent) -> String {
     format!(
-        "{{\"time\":\"{}\",\"session\":\"{}\",\"host\":\"{}\",\"address\":\"127.0.0.1\",\"seq\":{},\"kind\":\"{}\",\"detail\":\"{}\"}}",
+        "{{\"time\":\"{}\",\"session\":\"{}\",\"host\":\"{}\",\"address\":\"127.0.0.1\",\"seq\":{},\"source\":\"{}\",\"kind\":\"{}\",\"detail\":\"{}\"}}",
         e.ts,
         e.session,
         json_str(&e.host),
-        e.seq,
+        if e.seq == "-" { "null" } else { &e.seq },
+        source(e),
         e.kind,
         json_str(&e.detail)
     )
@@ -277,6 +284,20 @@ fn every_event_reaches_rsyslog_and_the_jsonl_file_exactly_once() {
         "the session produced events: {}",
         all_logs(&dir)
     );
+    // The server's own lines are exported too: connected, finished, session stopped.
+    for text in [
+        "connected from",
+        "client finished the session",
+        "session stopped",
+    ] {
+        assert!(
+            events
+                .iter()
+                .any(|e| e.seq == "-" && e.kind == "server" && e.detail.starts_with(text)),
+            "server line '{text}' in the files: {}",
+            all_logs(&dir)
+        );
+    }
     let want: Vec<String> = events.iter().map(expected_syslog).collect();
     // rsyslog writes its file in batches: wait until it holds as many lines as expected.
     wait_until(Duration::from_secs(10), || {
@@ -297,7 +318,8 @@ fn every_event_reaches_rsyslog_and_the_jsonl_file_exactly_once() {
             "\",\"host\":\"",
             "\",\"address\":\"",
             "\",\"seq\":",
-            ",\"kind\":\"",
+            ",\"source\":\"",
+            "\",\"kind\":\"",
             "\",\"detail\":\"",
         ] {
             assert_eq!(l.matches(field).count(), 1, "{field} in {l}");
@@ -446,7 +468,8 @@ fn the_campus_collector_example_rebuilds_each_lab_pcs_file() {
 
     let events = log_events(&dir);
     let session = &events[0].session;
-    // The room's file, rebuilt: the same event lines in the same order.
+    // The room's file, rebuilt: the same lines (events and the server's own) in the same order.
+    assert!(events.iter().any(|e| e.seq == "-"), "server lines");
     let want: Vec<String> = events
         .iter()
         .map(|e| format!("{} seq={} {} {}", e.ts, e.seq, e.kind, e.detail))
@@ -483,6 +506,7 @@ fn the_campus_collector_example_rebuilds_each_lab_pcs_file() {
             "\"address\":\"127.0.0.1\"".to_string(),
             "\"room\":\"127.0.0.1\"".to_string(),
             format!("\"seq\":\"{}\"", e.seq),
+            format!("\"source\":\"{}\"", source(e)),
             format!("\"kind\":\"{}\"", e.kind),
         ] {
             assert!(l.contains(&field), "{field} in {l}");

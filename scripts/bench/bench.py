@@ -10,7 +10,11 @@ programs on the machine reaches the captures. Stages (each writes RESULTS/<stage
            (UDP datagram -> `net new` line in the file), mount latency vs 500 ms polling, idle
            cost while waiting; plus rsyslog's latency at the same rate (lat.py approach)
   capture  UDP flood on lo: generator alone, tcpdump -w /dev/null, `proctor __capture-worker`
-  report   writes BENCHMARKS.md from the JSON files
+  flows    new UDP flows at increasing rates (flowgen.c) against a real client and server: the
+           highest rate at which every flow's `net new` line reaches the file within 1 s
+
+(The faults stage is faults.sh/faults.py: it needs namespaces of its own. report.py writes
+BENCHMARKS.md from the JSON files.) Every stage takes its measurements through `measure`.
 
 Every process started is recorded in WORK/pids ("pid starttime cmd") so run.sh's EXIT trap can
 kill leftovers by pid; every loop is bounded in count and time. Python standard library only.
@@ -187,6 +191,28 @@ def wait_quiet(budget, max_busy=0.3, max_wait=45.0):
     return round(waited, 1), round(busy, 2)
 
 
+HEADLINE = ("events_per_s", "server_cpu_s", "vmhwm_kb", "complete", "others_cpu_s", "captured",
+            "kernel_dropped", "cpu_s", "cpu_s_per_100k", "captured_per_s", "pps", "seen", "late",
+            "p99_ms", "max_ms", "ok", "gen", "error")
+
+
+def measure(quiet, label, fn, **tags):
+    """One measurement, taken the same way in every stage: log LABEL, wait (bounded by the
+    stage's QUIET budget) for the shared machine to calm down, run FN; an exception becomes the
+    result's `error` so the stage's other measurements go on. Returns FN's dict plus TAGS and
+    the wait (`quiet_wait_s`, `busy_cores_before`)."""
+    log(label)
+    waited, busy = wait_quiet(quiet)
+    try:
+        r = fn()
+    except Exception as e:  # recorded, the other runs go on
+        r = dict(error=str(e))
+    r = dict(tags, **r)
+    r.update(quiet_wait_s=waited, busy_cores_before=busy)
+    log("  ", json.dumps({k: r[k] for k in HEADLINE if k in r}))
+    return r
+
+
 def loadavg():
     return open("/proc/loadavg").read().split()[0]
 
@@ -337,17 +363,11 @@ def run_loadgen(ctx, sport, sid, C, per, timeout):
     return json.loads(out.strip().splitlines()[-1]), cpu, wall
 
 
-def ingest_proctor(ctx, C, total, timeout, rounds=1, perf_out=None):
-    """TOTAL events over C connections, sent as ROUNDS consecutive loadgen runs of TOTAL/ROUNDS
-    events against the same server and session (each round opens C new connections).
-
-    Why rounds: loadgen sends no heartbeats and treats any closed connection as fatal, while the
-    server closes a connection that sent nothing for 2.5 s. In one long run with many
-    connections, the connections loadgen has not reached yet, or has already finished, stay
-    silent that long and the run fails (seen at C=100 and C=1000 with 1.5 M events). Short
-    rounds stay under 2.5 s. events/s = all events / the sum of the rounds' streaming times
-    (loadgen's figure: from all connections up to all events acknowledged)."""
-    per = total // C // rounds
+def ingest_proctor(ctx, C, total, timeout, perf_out=None):
+    """TOTAL events over C connections in one `proctor __loadgen` run (it keeps every
+    connection alive with heartbeats and ends each with Bye, so one long run works at C=1000).
+    events/s is loadgen's figure: from all connections up to all events acknowledged."""
+    per = total // C
     logs = os.path.join(ctx.work, "ingest-logs")
     shutil.rmtree(logs, ignore_errors=True)
     sport = fresh_port(SPORT - 2000)
@@ -367,25 +387,19 @@ def ingest_proctor(ctx, C, total, timeout, rounds=1, perf_out=None):
                                 "-p", str(srv.pid), "-o", perf_out],
                                stdout=subprocess.DEVNULL, stderr=open(perf_out + ".err", "wb"))
             time.sleep(1.0)
-        secs, lg_cpu, wall, per_round = 0.0, 0.0, 0.0, []
-        for _ in range(rounds):
-            res, c, w = run_loadgen(ctx, sport, sid, C, per, timeout)
-            secs += res["seconds"]
-            lg_cpu += c
-            wall += w
-            per_round.append(res["events_per_s"])
+        res, lg_cpu, wall = run_loadgen(ctx, sport, sid, C, per, timeout)
         if perf:
             ctx.P.stop(perf, signal.SIGINT, 30)
         cpu1, busy1, mem = cpu_s(srv.pid), machine_busy_s(), mem_kb(srv.pid)
-        events = per * C * rounds
+        events = per * C
         files = glob.glob(os.path.join(sdir, "*.log"))
         lines = count_event_lines(files) - C  # minus the handshake probe's C events
         server_cpu = cpu1 - cpu0
         hwm, rss = mem.get("VmHWM"), mem.get("VmRSS")
-        return dict(system="proctor", C=C, events=events, rounds=rounds, events_per_s=round(events / secs),
-                    events_per_s_by_round=per_round, seconds=round(secs, 3), process_wall_s=round(wall, 3),
-                    server_cpu_s=round(server_cpu, 2), handshake_cpu_s_per_round=round(hs_cpu, 3),
-                    server_cpu_us_per_event=round(max(0.0, server_cpu - rounds * hs_cpu) / events * 1e6, 3),
+        return dict(system="proctor", C=C, events=events, events_per_s=res["events_per_s"],
+                    seconds=round(res["seconds"], 3), process_wall_s=round(wall, 3),
+                    server_cpu_s=round(server_cpu, 2), handshake_cpu_s=round(hs_cpu, 3),
+                    server_cpu_us_per_event=round(max(0.0, server_cpu - hs_cpu) / events * 1e6, 3),
                     sender_cpu_s=round(lg_cpu, 2), rss_before_kb=rss0, vmhwm_kb=hwm, vmrss_end_kb=rss,
                     mem_per_client_kb=round((hwm - rss0) / C, 1) if hwm and rss0 else None,
                     files=len(files), lines_in_files=lines, complete=(lines == events),
@@ -458,44 +472,37 @@ def perf_top(perf_data):
                                         keep=r"proctor::", n=10))
 
 
+def ingest_proctor_once_more(ctx, C, total, timeout):
+    """ingest_proctor, tried a second time (fresh server) if the first run fails: on this shared
+    machine a C=1000 run can still lose connections to the server's 2.5 s silence rule when the
+    load generator gets no CPU for that long. The first failure is kept in the result
+    (`first_attempt_error`), so a retry is never hidden."""
+    try:
+        return ingest_proctor(ctx, C, total, timeout)
+    except Exception as e:
+        log(f"   proctor C={C} failed ({e}); one more attempt")
+        r = ingest_proctor(ctx, C, total, timeout)
+        r["first_attempt_error"] = str(e)
+        return r
+
+
 def stage_ingest(ctx, a):
     runs = []
     quiet = [a.quiet_budget]
-    plan = []
     for rep in range(a.reps):
         for C in a.conns:
-            # one connection is never silent: one loadgen run; more: rounds (see ingest_proctor)
-            plan.append((rep, C, "proctor", 1 if C == 1 else a.rounds))
-            plan.append((rep, C, "rsyslog", 1))
-        if rep == 0 and 1 in a.conns and a.rounds > 1:
-            plan.append((rep, 1, "proctor", a.rounds))  # what rounds cost, at C=1
-    for rep, C, system, rounds in plan:
-        log(f"ingest rep {rep + 1}/{a.reps} C={C} {system}" + (f" in {rounds} rounds" if rounds > 1 else "") + f" ({a.events} events)")
-        waited, busy = wait_quiet(quiet)
-        try:
-            if system == "proctor":
-                r = ingest_proctor(ctx, C, a.events, a.timeout, rounds=rounds)
-            else:
-                r = ingest_rsyslog(ctx, C, a.events, a.timeout)
-        except Exception as e:  # recorded, the other runs go on
-            r = dict(system=system, C=C, rounds=rounds, error=str(e))
-        r.update(rep=rep + 1, quiet_wait_s=waited, busy_cores_before=busy)
-        log("  ", json.dumps({k: r.get(k) for k in ("events_per_s", "server_cpu_s", "vmhwm_kb", "complete", "others_cpu_s", "error")}))
-        runs.append(r)
-        ctx.save("ingest", dict(events=a.events, runs=runs))
+            for system, fn in (("proctor", ingest_proctor_once_more), ("rsyslog", ingest_rsyslog)):
+                runs.append(measure(quiet, f"ingest rep {rep + 1}/{a.reps} C={C} {system} ({a.events} events)",
+                                    lambda: fn(ctx, C, a.events, a.timeout), system=system, C=C, rep=rep + 1))
+                ctx.save("ingest", dict(events=a.events, runs=runs))
     prof = None
     if shutil.which("perf") and a.perf_conns:
-        log(f"ingest profile: proctor C={a.perf_conns} under perf record (not counted in the table)")
         pd = os.path.join(ctx.work, "perf.data")
-        try:
-            wait_quiet(quiet)
-            r = ingest_proctor(ctx, a.perf_conns, a.events, a.timeout,
-                               rounds=1 if a.perf_conns == 1 else a.rounds, perf_out=pd)
-            prof = dict(C=a.perf_conns, events=a.events, events_per_s_under_perf=r["events_per_s"],
-                        **perf_top(pd))
-        except Exception as e:
-            prof = dict(error=str(e))
-    ctx.save("ingest", dict(events=a.events, rounds=a.rounds, runs=runs, profile=prof))
+        r = measure(quiet, f"ingest profile: proctor C={a.perf_conns} under perf record (not counted in the table)",
+                    lambda: ingest_proctor(ctx, a.perf_conns, a.events, a.timeout, perf_out=pd))
+        prof = dict(error=r["error"]) if "error" in r else \
+            dict(C=a.perf_conns, events=a.events, events_per_s_under_perf=r["events_per_s"], **perf_top(pd))
+    ctx.save("ingest", dict(events=a.events, runs=runs, profile=prof))
 
 
 # ------------------------------------------------------------------------------------------
@@ -916,20 +923,14 @@ def capture_proctor(ctx, gen, secs, rate, shm, per_packet, perf_out=None):
 CAPTURE_MODES = ("tcpdump", "proctor-flows", "proctor-per-packet")
 
 
-def capture_run(ctx, mode, gen, bpf, secs, rate, shm, quiet):
-    waited, busy = wait_quiet(quiet)
+def capture_run(ctx, mode, gen, bpf, secs, rate, shm):
     if mode == "tcpdump":
         r = capture_tcpdump(ctx, gen, bpf, secs, rate)
     else:
         r = capture_proctor(ctx, gen, secs, rate, shm, per_packet=(mode == "proctor-per-packet"))
     # CPU every other process used during the flood (capturer CPU counted over a slightly longer span)
     r["others_cpu_s"] = round(r["gen"]["machine_busy_s"] - r["gen"]["cpu_s"] - (r.get("cpu_s") or 0), 2)
-    r.update(quiet_wait_s=waited, busy_cores_before=busy)
     return r
-
-
-def brief(r):
-    return {k: r.get(k) for k in ("captured", "kernel_dropped", "cpu_s", "cpu_s_per_100k", "captured_per_s")}
 
 
 def stage_capture(ctx, a):
@@ -941,32 +942,27 @@ def stage_capture(ctx, a):
     res = dict(secs=a.cap_secs, payload=100, common_rate=a.cap_rate, runs=[])
     quiet = [a.quiet_budget]
     try:
-        log(f"capture: generator alone, {a.cap_secs} s")
-        waited, busy = wait_quiet(quiet)
-        res["runs"].append(dict(mode="none", rate=0, gen=run_gen(ctx, gen, a.cap_secs, 0),
-                                quiet_wait_s=waited, busy_cores_before=busy))
-        log("  ", res["runs"][-1]["gen"])
+        res["runs"].append(measure(quiet, f"capture: generator alone, {a.cap_secs} s",
+                                   lambda: dict(gen=run_gen(ctx, gen, a.cap_secs, 0)), mode="none", rate=0))
         # proctor's own BPF text, from the worker's `capturing on lo (filter: ...)` line
         bpf = None
         for mode in ("proctor-flows", "proctor-per-packet", "tcpdump"):
             rate, tries = 0, 0
             while True:
-                log(f"capture: {mode} at {'full rate' if not rate else f'{rate} pkt/s'}")
-                r = capture_run(ctx, mode, gen, bpf, a.cap_secs, rate, shm, quiet)
+                r = measure(quiet, f"capture: {mode} at {'full rate' if not rate else f'{rate} pkt/s'}",
+                            lambda: capture_run(ctx, mode, gen, bpf, a.cap_secs, rate, shm), mode=mode, rate=rate)
                 bpf = bpf or r.get("bpf")
-                res["runs"].append(dict(mode=mode, rate=rate, **r))
-                log("  ", brief(r), r["gen"])
+                res["runs"].append(r)
                 # dropped: step down (at most twice) to find a rate it sustains without drops
-                if not r["kernel_dropped"] or tries >= 2 or not r.get("captured_per_s"):
+                if not r.get("kernel_dropped") or tries >= 2 or not r.get("captured_per_s"):
                     break
                 rate = max(10000, int(r["captured_per_s"] * 0.8 // 10000 * 10000))
                 tries += 1
         res["bpf"] = bpf
         for mode in CAPTURE_MODES:
-            log(f"capture: {mode} at the common rate {a.cap_rate} pkt/s")
-            r = capture_run(ctx, mode, gen, bpf, a.cap_secs, a.cap_rate, shm, quiet)
-            res["runs"].append(dict(mode=mode, rate=a.cap_rate, **r))
-            log("  ", brief(r))
+            res["runs"].append(measure(quiet, f"capture: {mode} at the common rate {a.cap_rate} pkt/s",
+                                       lambda: capture_run(ctx, mode, gen, bpf, a.cap_secs, a.cap_rate, shm),
+                                       mode=mode, rate=a.cap_rate))
         if shutil.which("perf"):
             log(f"capture: profile of proctor-flows at {a.cap_rate} pkt/s under perf record (not counted)")
             pd = os.path.join(ctx.work, "perf-capture.data")
@@ -981,16 +977,137 @@ def stage_capture(ctx, a):
 
 
 # ------------------------------------------------------------------------------------------
+# stage: flows (new flows per second the client reports without falling behind)
+
+FLOW_SPORT0, FLOW_DPORT = 24000, 24999
+
+
+def build_flowgen(ctx):
+    exe = os.path.join(ctx.work, "flowgen")
+    if not os.path.exists(exe):
+        subprocess.run(["gcc", "-O2", "-o", exe, os.path.join(HERE, "flowgen.c")], check=True, timeout=60)
+    return exe
+
+
+def start_bench_client(ctx, spool, out, extra=()):
+    """A real `proctor client -i lo` (hostname benchpc) with its own spool directory."""
+    os.makedirs(spool, exist_ok=True)
+    return ctx.P.start([ctx.bin, "client", "-p", str(CPORT), "-k", ctx.key, "-i", "lo",
+                        "--spool", spool, "--hostname", "benchpc", *extra],
+                       stdout=open(out, "ab"), stderr=subprocess.STDOUT)
+
+
+def flows_step(ctx, gen, sdir, step, rate, secs, bound_ms, max_flows):
+    """RATE new UDP flows per second for SECS, at most MAX_FLOWS of them (one datagram each,
+    flowgen.c), against a fresh client; every flow's `net new` line is stamped when it becomes
+    readable in the server's file. ok = every flow arrived within BOUND_MS."""
+    n = max(1, min(int(rate * secs), max_flows))
+    sport = FLOW_SPORT0 + step
+    spool = os.path.join(ctx.work, f"flows-spool-{step}")
+    cout = os.path.join(ctx.work, "flows-client.out")
+    cfile = os.path.join(sdir, "benchpc_127.0.0.1.log")
+    caps = open(cfile).read().count("capturing on lo") if os.path.exists(cfile) else 0
+    # flows stay in the table for the whole step (no `end` lines meanwhile)
+    cli = start_bench_client(ctx, spool, cout, ["--flow-idle", "600"])
+    try:
+        if not wait_for(lambda: os.path.exists(cfile) and open(cfile).read().count("capturing on lo") > caps, 20, 0.05):
+            raise RuntimeError("client did not start capturing")
+        time.sleep(0.5)
+        pat = r" seq=\d+ net new udp 127\.0\.0\.1:%d -> 127\.(\d+)\.(\d+)\.(\d+):%d" % (sport, FLOW_DPORT)
+        wp, q = start_watcher(sdir, r"^benchpc_127\.0\.0\.1\.log$", pat, n, secs + bound_ms / 1000 + 10)
+        times = os.path.join(ctx.work, "flowgen.times")
+        busy0 = machine_busy_s()
+        c0 = {p: cpu_s(p) for p in client_procs(cli.pid)}
+        r = subprocess.run(["timeout", str(int(secs) + 30), gen, str(sport), str(FLOW_DPORT), str(rate), str(n), times],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError(f"flowgen failed: {r.stderr.strip()[:200]}")
+        g = json.loads(r.stdout)
+        seen = q.get(timeout=secs + bound_ms / 1000 + 40)
+        wp.join(5)
+        c1 = {p: cpu_s(p) for p in client_procs(cli.pid)}
+        busy = machine_busy_s() - busy0
+        sent = memoryview(open(times, "rb").read()).cast("q")
+        lat = []
+        for (a_, b_, c_), t in seen:
+            k = ((int(a_) - 10) << 16) | (int(b_) << 8) | int(c_)
+            if 0 <= k < len(sent):
+                lat.append((t - sent[k]) / 1e6)
+        lat_s = summary(lat)
+        late = sum(1 for v in lat if v > bound_ms)
+        missing = g["sent"] - len(lat)
+        text = open(cfile, errors="replace").read()
+        drops = re.findall(r"pcap drops on lo: kernel=(\d+)", text)
+        client_cpu = sum((c1.get(p) or 0) - (c0.get(p) or 0) for p in c1 if p in c0)
+        return dict(rate=rate, flows=g["sent"], gen_secs=g["secs"], gen_rate=g["rate"], gen_errors=g["errors"], seen=len(lat),
+                    missing=missing, late=late, ms=lat_s, p99_ms=lat_s.get("p99"), max_ms=lat_s.get("max"),
+                    client_cpu_s=round(client_cpu, 2), machine_busy_s=round(busy, 2),
+                    kernel_drop_lines=drops, ok=(missing == 0 and late == 0 and g["errors"] == 0))
+    finally:
+        ctx.P.stop(cli, signal.SIGKILL)   # no `end` line per flow at exit; the next step starts clean
+        for pid in children(cli.pid) if cli.returncode is None else []:
+            os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(spool, ignore_errors=True)
+
+
+def stage_flows(ctx, a):
+    gen = build_flowgen(ctx)
+    logs = os.path.join(ctx.work, "flows-logs")
+    shutil.rmtree(logs, ignore_errors=True)
+    res = dict(secs=a.flow_secs, bound_ms=a.flow_bound_ms, max_flows=a.flow_max, reps=a.flow_reps, steps=[])
+    quiet = [a.quiet_budget]
+    srv = None
+    try:
+        srv, sid, sdir = start_server(ctx, logs, open(os.path.join(ctx.work, "flows-server.out"), "wb"))
+        best = worst = None
+
+        def step(rate):
+            """A rate is kept up with only if every one of its repetitions is."""
+            for rep in range(a.flow_reps):
+                r = measure(quiet, f"flows: {rate} new flows/s, {min(int(rate * a.flow_secs), a.flow_max)} flows"
+                            f" (run {rep + 1}/{a.flow_reps})",
+                            lambda: flows_step(ctx, gen, sdir, len(res["steps"]), rate, a.flow_secs, a.flow_bound_ms,
+                                              a.flow_max),
+                            rate=rate, rep=rep + 1)
+                res["steps"].append(r)
+                ctx.save("flows", res)
+                if not r.get("ok"):
+                    return False
+            return True
+        # increasing rates until one fails, then one rate half-way between the last good one and it
+        for rate in a.flow_rates:
+            if not step(rate):
+                worst = rate
+                break
+            best = rate
+        if best and worst and worst - best > 1000:
+            mid = int((best + worst) / 2 // 500 * 500)
+            if step(mid):
+                best = mid
+            else:
+                worst = mid
+        res["best_rate"] = best
+        res["first_failed_rate"] = worst
+    except Exception as e:
+        res["error"] = str(e)
+        log("flows stage error:", e)
+    finally:
+        if srv:
+            ctx.P.stop(srv, signal.SIGTERM, 20)
+        shutil.rmtree(logs, ignore_errors=True)
+    ctx.save("flows", res)
+
+
+# ------------------------------------------------------------------------------------------
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("stage", choices=["ingest", "live", "capture"])
+    ap.add_argument("stage", choices=["ingest", "live", "capture", "flows"])
     ap.add_argument("--bin", required=True)
     ap.add_argument("--work", required=True)
     ap.add_argument("--events", type=int, default=1_500_000)
     ap.add_argument("--conns", type=lambda s: [int(x) for x in s.split(",")], default=[1, 100, 1000])
     ap.add_argument("--reps", type=int, default=1)
-    ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--quiet-budget", type=float, default=120,
                     help="seconds a stage may wait in all for other processes to calm down")
     ap.add_argument("--timeout", type=float, default=120)
@@ -1001,6 +1118,13 @@ def main():
     ap.add_argument("--idle-secs", type=float, default=60)
     ap.add_argument("--cap-secs", type=float, default=8)
     ap.add_argument("--cap-rate", type=int, default=100_000)
+    ap.add_argument("--flow-rates", type=lambda s: [int(x) for x in s.split(",")],
+                    default=[1000, 2000, 5000, 10000, 20000, 50000, 100000])
+    ap.add_argument("--flow-secs", type=float, default=3)
+    ap.add_argument("--flow-bound-ms", type=float, default=1000)
+    # below the client's flow table bound (flows::DEFAULT_MAX_FLOWS, 100,000), so no flow is evicted
+    ap.add_argument("--flow-max", type=int, default=90_000)
+    ap.add_argument("--flow-reps", type=int, default=2)
     a = ap.parse_args()
     ctx = Ctx(a)
 
@@ -1009,7 +1133,8 @@ def main():
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     try:
-        {"ingest": stage_ingest, "live": stage_live, "capture": stage_capture}[a.stage](ctx, a)
+        {"ingest": stage_ingest, "live": stage_live, "capture": stage_capture,
+         "flows": stage_flows}[a.stage](ctx, a)
     finally:
         ctx.P.stop_all()
         for c in mp.active_children():

@@ -227,7 +227,7 @@ pub fn run(
             set.push(w.fd(), poll::IN);
         }
         if let Err(e) = set.wait(Duration::from_millis(100)) {
-            eprintln!("proctor client: poll failed: {e}");
+            log::warn!("poll failed: {e}");
             std::thread::sleep(Duration::from_millis(100));
         }
         let now = Instant::now();
@@ -362,16 +362,13 @@ impl Run<'_> {
                 self.own_attempt = false;
                 match a.result {
                     Ok((link, next_seq)) if self.link.is_none() => {
-                        eprintln!("proctor client: reconnected to {}", self.server);
+                        log::info!("reconnected to {}", self.server);
                         self.adopt(link, next_seq);
                     }
                     Ok(_) => {}
                     Err(e) if e.contains("refused:") => {
                         // The server is up but no longer runs our session: it ended while we were away.
-                        eprintln!(
-                            "proctor client: {e}; ending session {}",
-                            self.session.short()
-                        );
+                        log::warn!("{e}; ending session {}", self.session.short());
                         self.stopping = Some(Instant::now());
                         for w in self.workers.iter_mut() {
                             w.kill();
@@ -387,8 +384,8 @@ impl Run<'_> {
             if self.link.is_some() || self.stopping.is_some() {
                 continue;
             }
-            eprintln!(
-                "proctor client: session {} unreachable; switching to session {} of {}",
+            log::warn!(
+                "session {} unreachable; switching to session {} of {}",
                 self.session.short(),
                 a.session.short(),
                 a.server
@@ -424,8 +421,8 @@ impl Run<'_> {
         }
         self.flush_spool();
         if !self.queue.is_empty() {
-            eprintln!(
-                "proctor client: session {} ended with {} events the server never acknowledged; \
+            log::warn!(
+                "session {} ended with {} events the server never acknowledged; \
                  they are kept and delivered in the next session",
                 self.session.short(),
                 self.queue.len()
@@ -523,8 +520,8 @@ impl Run<'_> {
 
     fn drop_link(&mut self, why: &str) {
         if self.link.take().is_some() {
-            eprintln!(
-                "proctor client: connection to {} lost ({why}); events are kept and resent",
+            log::warn!(
+                "connection to {} lost ({why}); events are kept and resent",
                 self.server
             );
             self.last_attempt = Instant::now();

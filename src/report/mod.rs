@@ -30,15 +30,15 @@ pub type SkippedFile = (String, String);
 /// First line of every log file the server writes.
 const MAGIC: &[u8] = b"# proctor log";
 
-/// Runs the subcommand.
-pub fn run(args: &ReportArgs) -> Result<()> {
+/// Runs the subcommand; `quiet` (the global `-q`) silences the progress on stderr.
+pub fn run(args: &ReportArgs, quiet: bool) -> Result<()> {
     let dir = &args.session_dir;
     let (logs, skipped_files) = find_logs(dir)?;
     let output = args
         .output
         .clone()
         .unwrap_or_else(|| dir.join("report.html"));
-    let mut progress = Progress::for_stderr(args.quiet);
+    let mut progress = Progress::for_stderr(quiet);
     let sizes: Vec<u64> = logs
         .iter()
         .map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))

@@ -533,6 +533,12 @@ impl ServerCore {
             );
         }
         a.store.sync_all();
+        // Export hook: the session's last server lines (stopped, lost before bye).
+        let lines = a.store.take_server_lines();
+        self.exporter.server_lines(&a.session.id.hex(), &lines);
+        for w in self.exporter.end_batch(Instant::now()) {
+            (self.sink)(Note::Warning(w));
+        }
         Session::clear_running(&self.cfg.logs);
         if let Some(t) = a.announcer_stopping.take() {
             let _ = t.join();
@@ -784,9 +790,9 @@ impl ServerCore {
                             session: &session,
                             host: &rec.id.host,
                             addr: rec.id.addr,
-                            seq: p.seq,
+                            seq: Some(p.seq),
                             ts_ms: p.ts_ms,
-                            kind: p.kind,
+                            kind: p.kind.as_str(),
                             detail: &p.detail,
                         });
                     }
@@ -803,7 +809,10 @@ impl ServerCore {
             }
             c.send(&Message::Ack { seq: acked });
         }
-        // Export hook: flush the JSONL output once per batch; report output problems.
+        // Export hook: the server's own lines of this round, then flush the JSONL output once
+        // per batch; report output problems.
+        let lines = a.store.take_server_lines();
+        self.exporter.server_lines(&a.session.id.hex(), &lines);
         for w in self.exporter.end_batch(Instant::now()) {
             (self.sink)(Note::Warning(w));
         }

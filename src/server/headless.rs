@@ -93,7 +93,7 @@ pub fn run(cfg: CoreConfig, stop_after: Option<Duration>) -> Result<()> {
         if let Some(line) = note_line(&note) {
             if matches!(note, Note::PolicyFailed { .. }) {
                 // Also on stderr, where a service manager's journal or a terminal shows it.
-                eprintln!("proctor: {line}");
+                log::warn!("{}", line.strip_prefix("warning: ").unwrap_or(&line));
             }
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "{line}");

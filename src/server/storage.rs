@@ -78,6 +78,16 @@ pub fn server_line(now_ms: u64, kind: &str, text: &str) -> String {
     format!("{} seq=- {} {}\n", timefmt::rfc3339_ms(now_ms), kind, text)
 }
 
+/// Splits a line written by [`server_line`] into its time (ms), kind and text; `None` for any
+/// other line (event lines, headers).
+pub fn parse_server_line(line: &str) -> Option<(u64, &str, &str)> {
+    let line = line.strip_suffix('\n').unwrap_or(line);
+    let (ts, rest) = line.split_once(' ')?;
+    let rest = rest.strip_prefix("seq=- ")?;
+    let (kind, text) = rest.split_once(' ').unwrap_or((rest, ""));
+    Some((timefmt::parse_rfc3339_ms(ts)?, kind, text))
+}
+
 /// What a log file written by an earlier server process says about its client: the process run
 /// (instance) it last heard from and the last sequence number written for that run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,6 +147,8 @@ pub struct LogStore {
     dir: PathBuf,
     header: HeaderInfo,
     files: HashMap<ClientId, LogFile>,
+    /// The server's own lines appended since [`LogStore::take_server_lines`], for the exports.
+    server_lines: Vec<(ClientId, String)>,
 }
 
 impl LogStore {
@@ -146,6 +158,7 @@ impl LogStore {
             dir: dir.to_path_buf(),
             header,
             files: HashMap::new(),
+            server_lines: Vec::new(),
         }
     }
 
@@ -206,7 +219,16 @@ impl LogStore {
         if let Some(f) = self.files.get_mut(id) {
             f.pending.extend_from_slice(line.as_bytes());
         }
+        if parse_server_line(line).is_some() {
+            self.server_lines.push((id.clone(), line.to_string()));
+        }
         Ok(())
+    }
+
+    /// The server's own lines (`seq=-`) appended since the last call, in order, with whose file
+    /// they went to (the core hands them to the exports once per loop round).
+    pub fn take_server_lines(&mut self) -> Vec<(ClientId, String)> {
+        std::mem::take(&mut self.server_lines)
     }
 
     /// Writes one client's queued lines. On failure (e.g. disk full) the file is cut back to
@@ -260,6 +282,47 @@ impl LogStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_lines_parse_back_and_are_kept_for_the_exports() {
+        let line = server_line(1_500, "warning", "connection lost: x y");
+        assert_eq!(
+            parse_server_line(&line),
+            Some((1_500, "warning", "connection lost: x y"))
+        );
+        let ev = event_line(1_500, 7, EventKind::Net, "new tcp a -> b");
+        assert_eq!(parse_server_line(&ev), None);
+        assert_eq!(parse_server_line("# session: x"), None);
+        assert_eq!(parse_server_line("garbage seq=- server x"), None);
+        assert_eq!(parse_server_line(""), None);
+        let dir = std::env::temp_dir().join(format!("proctor-store-tap-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut store = LogStore::new(
+            &dir,
+            HeaderInfo {
+                session: "00".into(),
+                started_ms: 0,
+                key_fingerprint: "f".into(),
+            },
+        );
+        let id = ClientId {
+            host: "pc1".into(),
+            addr: "127.0.0.1".parse().unwrap(),
+        };
+        store
+            .append(&id, &server_line(1, "server", "connected"))
+            .unwrap();
+        store.append(&id, &ev).unwrap();
+        store
+            .append(&id, &server_line(2, "warning", "lost"))
+            .unwrap();
+        let taken = store.take_server_lines();
+        assert_eq!(taken.len(), 2);
+        assert_eq!(taken[1], (id.clone(), server_line(2, "warning", "lost")));
+        assert!(store.take_server_lines().is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn recovery_finds_the_current_instance_and_its_last_seq() {

@@ -2,11 +2,13 @@
 //! standard output with `-`), flushed once per batch of the server's loop.
 //!
 //! A line looks like
-//! `{"time":"2026-11-26T13:08:50.325Z","session":"979a…","host":"pc1","address":"127.0.0.1","seq":28,"kind":"net","detail":"new udp 127.0.0.1:48222 -> 127.0.0.1:47001"}`
+//! `{"time":"2026-11-26T13:08:50.325Z","session":"979a…","host":"pc1","address":"127.0.0.1","seq":28,"source":"client","kind":"net","detail":"new udp 127.0.0.1:48222 -> 127.0.0.1:47001"}`
 //! with the fields in that order. `time` is the event time on the lab PC (RFC 3339 UTC, ms), as in
 //! the log files; `host` and `detail` are the log files' escaped text, JSON-escaped once more.
-//! With `--policy`, events that carry a verdict (it stays at the end of `detail`, as in the file)
-//! also get `"verdict":"ok"` or `"verdict":"flagged","why":"..."` after `detail`.
+//! The server's own lines (`seq=-` in the files) have `"seq":null`, `"source":"server"`, the
+//! server's time, and the kind `server` or `warning`. With `--policy`, events that carry a verdict
+//! (it stays at the end of `detail`, as in the file) also get `"verdict":"ok"` or
+//! `"verdict":"flagged","why":"..."` after `detail`; the server's lines never do.
 
 use super::{ExportEvent, RateLimit};
 use crate::timefmt::rfc3339_ms;
@@ -29,12 +31,17 @@ pub fn format(ev: &ExportEvent<'_>) -> String {
     s.push_str("\",\"address\":\"");
     s.push_str(&ev.addr.to_string());
     s.push_str("\",\"seq\":");
-    s.push_str(&ev.seq.to_string());
-    s.push_str(",\"kind\":\"");
-    s.push_str(ev.kind.as_str());
+    match ev.seq {
+        Some(n) => s.push_str(&n.to_string()),
+        None => s.push_str("null"),
+    }
+    s.push_str(",\"source\":\"");
+    s.push_str(if ev.seq.is_some() { "client" } else { "server" });
+    s.push_str("\",\"kind\":\"");
+    escape_json_into(&mut s, ev.kind);
     s.push_str("\",\"detail\":\"");
     escape_json_into(&mut s, ev.detail);
-    match crate::policy::verdict_of(ev.detail) {
+    match ev.seq.and_then(|_| crate::policy::verdict_of(ev.detail)) {
         Some(crate::policy::Verdict::Ok) => s.push_str("\",\"verdict\":\"ok"),
         Some(crate::policy::Verdict::Flagged(why)) => {
             s.push_str("\",\"verdict\":\"flagged\",\"why\":\"");
@@ -132,16 +139,15 @@ fn take_stdout() -> std::io::Result<File> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::EventKind;
 
     fn ev<'a>(host: &'a str, detail: &'a str) -> ExportEvent<'a> {
         ExportEvent {
             session: "00ff",
             host,
             addr: "10.0.0.5".parse().unwrap(),
-            seq: 28,
+            seq: Some(28),
             ts_ms: 1_000,
-            kind: EventKind::Net,
+            kind: "net",
             detail,
         }
     }
@@ -151,7 +157,17 @@ mod tests {
         let line = format(&ev("pc1", "new udp a -> b"));
         assert_eq!(
             line,
-            "{\"time\":\"1970-01-01T00:00:01.000Z\",\"session\":\"00ff\",\"host\":\"pc1\",\"address\":\"10.0.0.5\",\"seq\":28,\"kind\":\"net\",\"detail\":\"new udp a -> b\"}\n"
+            "{\"time\":\"1970-01-01T00:00:01.000Z\",\"session\":\"00ff\",\"host\":\"pc1\",\"address\":\"10.0.0.5\",\"seq\":28,\"source\":\"client\",\"kind\":\"net\",\"detail\":\"new udp a -> b\"}\n"
+        );
+        let mut server = ev("pc1", "connected from 10.0.0.5:4000");
+        server.seq = None;
+        server.kind = "server";
+        assert!(
+            format(&server).contains(
+                "\"seq\":null,\"source\":\"server\",\"kind\":\"server\",\"detail\":\"connected from"
+            ),
+            "{}",
+            format(&server)
         );
     }
 

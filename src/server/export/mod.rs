@@ -4,7 +4,10 @@
 //!
 //! The core calls [`Exporter::event`] for each event right after its batch reached the client's
 //! log file (so an export never shows an event the evidence file lacks), then
-//! [`Exporter::end_batch`] once per loop round. Nothing here blocks the poll loop for long: the
+//! [`Exporter::server_lines`] for the lines the server added itself (`seq=-`: connected, lost,
+//! finished, session stopped, gaps) and [`Exporter::end_batch`] once per loop round. Both kinds
+//! carry a `source` (`client` or `server`) telling them apart; server lines have no sequence
+//! number. Nothing here blocks the poll loop for long: the
 //! JSONL file is written through a buffer flushed per batch, and syslog messages go into a bounded
 //! queue that a sender thread drains; what does not fit is counted and reported as a warning at
 //! most once a minute.
@@ -13,7 +16,7 @@ pub mod jsonl;
 pub mod syslog;
 
 use crate::error::{Error, Result};
-use crate::event::EventKind;
+use crate::server::storage::ClientId;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -31,6 +34,7 @@ pub struct ExportConfig {
 }
 
 /// One event as the outputs see it: what the log file line says, plus whose file it is.
+/// A line the server added itself (`seq=-`) has no `seq`.
 #[derive(Debug, Clone, Copy)]
 pub struct ExportEvent<'a> {
     /// Session id in hex.
@@ -39,12 +43,13 @@ pub struct ExportEvent<'a> {
     pub host: &'a str,
     /// The lab PC's address as the server saw it.
     pub addr: IpAddr,
-    /// The client's sequence number.
-    pub seq: u64,
-    /// Event time on the lab PC, ms since the epoch.
+    /// The client's sequence number; `None` for the server's own lines.
+    pub seq: Option<u64>,
+    /// Event time on the lab PC (for the server's own lines, on the server), ms since the epoch.
     pub ts_ms: u64,
-    /// What sort of event.
-    pub kind: EventKind,
+    /// What sort of event, as the log file's word (`net`, `mount`...; `server` or `warning` for
+    /// the server's own lines).
+    pub kind: &'a str,
     /// The detail text, already escaped (no control characters).
     pub detail: &'a str,
 }
@@ -88,6 +93,29 @@ impl Exporter {
         }
         if let Some(s) = self.syslog.as_mut() {
             s.push(ev);
+        }
+    }
+
+    /// Hands the server's own lines of a session (`(client, line)` as written to that client's
+    /// file, see [`crate::server::storage::LogStore::take_server_lines`]) to every output.
+    pub fn server_lines(&mut self, session: &str, lines: &[(ClientId, String)]) {
+        if !self.is_active() {
+            return;
+        }
+        for (id, line) in lines {
+            let Some((ts_ms, kind, detail)) = crate::server::storage::parse_server_line(line)
+            else {
+                continue;
+            };
+            self.event(&ExportEvent {
+                session,
+                host: &id.host,
+                addr: id.addr,
+                seq: None,
+                ts_ms,
+                kind,
+                detail,
+            });
         }
     }
 

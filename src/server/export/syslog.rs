@@ -3,17 +3,20 @@
 //! syslog-ng, Fluent Bit or Vector.
 //!
 //! A message looks like
-//! `<134>1 2026-11-26T13:08:50.325Z pc1 proctor - net [proctor@32473 session="979a…" seq="28" address="10.0.0.5" host="pc1"] new udp …`:
+//! `<134>1 2026-11-26T13:08:50.325Z pc1 proctor - net [proctor@32473 session="979a…" seq="28" address="10.0.0.5" host="pc1" source="client"] new udp …`:
 //!
-//! - PRI: facility local0 (16); severity notice (5) for mount and unmount, info (6) otherwise,
-//!   warning (4) for an event the policy flagged (`--policy`).
+//! - PRI: facility local0 (16); severity warning (4) for the server's `warning` lines and for an
+//!   event the policy flagged (`--policy`), notice (5) for mount, unmount and device, info (6)
+//!   otherwise.
 //! - VERSION 1; TIMESTAMP the event time on the lab PC (RFC 3339 UTC, ms), `-` if out of range.
 //! - HOSTNAME the lab PC's (escaped) host name if it is 1 to 255 printable ASCII characters,
 //!   otherwise its address; APP-NAME `proctor`; PROCID `-`; MSGID the event kind.
 //! - STRUCTURED-DATA one element `proctor@32473` (32473 is the enterprise number RFC 5612 reserves
-//!   for examples and documentation) with `session`, `seq`, `address` and `host`; `"`, `\` and
-//!   `]` in values are escaped with a backslash (RFC 5424 section 6.3.3); with `--policy`, also
-//!   `verdict` (`ok` or `flagged`) for events that carry one.
+//!   for examples and documentation) with `session`, `seq`, `address`, `host` and `source`
+//!   (`client` for the lab PC's events, `server` for the lines the server adds, whose `seq` is
+//!   `-` as in the files); with `--policy`, also `verdict` (`ok` or `flagged`) for events that
+//!   carry one (never for the server's lines). `"`, `\` and `]` in values are escaped with a
+//!   backslash (RFC 5424 section 6.3.3).
 //! - MSG the event's detail as in the log file; UTF-8 with a BOM if it is not plain ASCII.
 //!
 //! Sending never blocks the server's loop: [`SyslogForwarder::push`] puts the framed message in a
@@ -25,7 +28,6 @@
 //! evidence, the export is a copy.
 
 use super::{ExportEvent, RateLimit};
-use crate::event::EventKind;
 use crate::timefmt::rfc3339_ms;
 use std::io::Write;
 use std::net::{IpAddr, TcpStream, ToSocketAddrs};
@@ -48,11 +50,12 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Bytes gathered from the queue before they are written in one go.
 const BATCH_BYTES: usize = 64 * 1024;
 
-/// The syslog severity of an event kind.
-pub fn severity(kind: EventKind) -> u8 {
+/// The syslog severity of an event kind (the log file's word).
+pub fn severity(kind: &str) -> u8 {
     match kind {
-        EventKind::Mount | EventKind::Unmount => 5,
-        EventKind::Net | EventKind::Status => 6,
+        "warning" => 4,
+        "mount" | "unmount" | "device" => 5,
+        _ => 6,
     }
 }
 
@@ -84,7 +87,8 @@ pub fn escape_sd_value(s: &str) -> String {
 
 /// Formats one event as an RFC 5424 message (without framing).
 pub fn format(ev: &ExportEvent<'_>) -> String {
-    let verdict = crate::policy::verdict_of(ev.detail);
+    // Only the lab PC's events carry verdicts; a server line's text is never read as one.
+    let verdict = ev.seq.and_then(|_| crate::policy::verdict_of(ev.detail));
     let flagged = verdict.as_ref().is_some_and(|v| v.is_flagged());
     let pri = FACILITY * 8 + if flagged { 4 } else { severity(ev.kind) };
     let verdict_param = match verdict {
@@ -97,15 +101,21 @@ pub fn format(ev: &ExportEvent<'_>) -> String {
     let ts = if ts.len() == 24 { ts } else { "-".into() };
     let bom = if ev.detail.is_ascii() { "" } else { "\u{feff}" };
     format!(
-        "<{pri}>1 {ts} {} proctor - {} [{SD_ID} session=\"{}\" seq=\"{}\" address=\"{}\" host=\"{}\"{verdict_param}] {bom}{}",
+        "<{pri}>1 {ts} {} proctor - {} [{SD_ID} session=\"{}\" seq=\"{}\" address=\"{}\" host=\"{}\" source=\"{}\"{verdict_param}] {bom}{}",
         hostname_field(ev.host, ev.addr),
-        ev.kind.as_str(),
+        msgid(ev.kind),
         escape_sd_value(ev.session),
-        ev.seq,
+        ev.seq.map(|n| n.to_string()).unwrap_or_else(|| "-".into()),
         ev.addr,
         escape_sd_value(ev.host),
+        if ev.seq.is_some() { "client" } else { "server" },
         ev.detail
     )
+}
+
+/// The MSGID field: the kind if it is a valid one (1 to 32 printable ASCII), otherwise `-`.
+fn msgid(kind: &str) -> &str {
+    if header_ok(kind, 32) { kind } else { "-" }
 }
 
 /// Octet-counted framing (RFC 6587 section 3.4.1): the message's length in bytes, a space, the
@@ -391,6 +401,7 @@ fn sleep_unless_closing(d: Duration, shared: &Shared) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::EventKind;
     use std::io::Read;
     use std::net::TcpListener;
 
@@ -399,9 +410,9 @@ mod tests {
             session: "00ff",
             host,
             addr: "10.0.0.5".parse().unwrap(),
-            seq: 28,
+            seq: Some(28),
             ts_ms: 1_000,
-            kind,
+            kind: kind.as_str(),
             detail,
         }
     }
@@ -411,7 +422,7 @@ mod tests {
         let m = format(&ev("pc1", EventKind::Net, "new udp a -> b"));
         assert_eq!(
             m,
-            "<134>1 1970-01-01T00:00:01.000Z pc1 proctor - net [proctor@32473 session=\"00ff\" seq=\"28\" address=\"10.0.0.5\" host=\"pc1\"] new udp a -> b"
+            "<134>1 1970-01-01T00:00:01.000Z pc1 proctor - net [proctor@32473 session=\"00ff\" seq=\"28\" address=\"10.0.0.5\" host=\"pc1\" source=\"client\"] new udp a -> b"
         );
         // Mounts are notices: 16 * 8 + 5.
         assert!(format(&ev("pc1", EventKind::Mount, "x")).starts_with("<133>1 "));
@@ -422,6 +433,13 @@ mod tests {
         let mut e = ev("pc1", EventKind::Net, "x");
         e.ts_ms = u64::MAX;
         assert!(format(&e).starts_with("<134>1 - pc1 proctor"));
+        // The server's own lines: seq "-", source "server"; its warnings are warnings.
+        let mut s = ev("pc1", EventKind::Net, "connection lost: timeout");
+        (s.seq, s.kind) = (None, "warning");
+        assert_eq!(
+            format(&s),
+            "<132>1 1970-01-01T00:00:01.000Z pc1 proctor - warning [proctor@32473 session=\"00ff\" seq=\"-\" address=\"10.0.0.5\" host=\"pc1\" source=\"server\"] connection lost: timeout"
+        );
     }
 
     #[test]
@@ -433,7 +451,7 @@ mod tests {
         ));
         assert!(m.starts_with("<132>1 "), "{m}");
         assert!(
-            m.contains(" host=\"pc1\" verdict=\"flagged\"] new udp"),
+            m.contains(" host=\"pc1\" source=\"client\" verdict=\"flagged\"] new udp"),
             "{m}"
         );
         let m = format(&ev("pc1", EventKind::Mount, "t on /x verdict=ok"));
@@ -461,7 +479,7 @@ mod tests {
         assert_eq!(escape_sd_value(r#"a"b\c]d"#), r#"a\"b\\c\]d"#);
         let m = format(&ev("x\"]", EventKind::Net, "d"));
         assert!(m.contains(r#" x"] proctor"#), "{m}");
-        assert!(m.contains(r#"host="x\"\]"]"#), "{m}");
+        assert!(m.contains(r#"host="x\"\]" source="client"]"#), "{m}");
     }
 
     #[test]

@@ -283,7 +283,7 @@ impl ServerApp {
         if let Some(t) = self.closing_since
             && t.elapsed() > CLOSE_DEADLINE
         {
-            eprintln!("proctor: the core did not stop in time; closing the window anyway");
+            log::warn!("the core did not stop in time; closing the window anyway");
             self.quit = true;
         }
         self.dirty.status = true;
@@ -557,7 +557,7 @@ impl ServerApp {
         };
         let json = state_json(&self.model, &view, now_ms());
         if let Err(e) = std::fs::write(path, json) {
-            eprintln!("proctor: cannot write {}: {e}", path.display());
+            log::error!("cannot write {}: {e}", path.display());
         }
     }
 }

@@ -130,7 +130,7 @@ pub fn run(args: &ServerArgs, setup: Result<CoreConfig>) -> Result<()> {
     if std::env::var_os("DISPLAY").is_none_or(|d| d.is_empty()) {
         // FLTK would print "Can't open display" and exit(1); say what to do instead.
         if let Err(e) = &setup {
-            eprintln!("proctor: error: {e}");
+            log::error!("{e}");
         }
         return Err(crate::error::Error::Usage(
             "the invigilator's window needs an X display (DISPLAY is not set); run it in a desktop session, under xvfb-run, or use --headless".into(),
