@@ -66,6 +66,9 @@ pub enum Command {
     /// Internal: mount watcher worker started by the client.
     #[command(name = "__mount-worker", hide = true)]
     MountWorker,
+    /// Internal: USB device watcher worker started by the client.
+    #[command(name = "__device-worker", hide = true)]
+    DeviceWorker(DeviceWorkerArgs),
     /// Internal: benchmark load generator speaking the real protocol.
     #[command(name = "__loadgen", hide = true)]
     Loadgen(LoadgenArgs),
@@ -288,6 +291,22 @@ pub struct ClientArgs {
     /// the oldest are dropped and their number is reported.
     #[arg(long = "spool-limit", default_value_t = 1_000_000, value_name = "EVENTS", value_parser = clap::value_parser!(u64).range(1..))]
     pub spool_limit: u64,
+    /// Where sysfs is mounted, for the USB device worker (hidden: tests point it at a fake tree).
+    #[arg(
+        long = "sysfs-root",
+        default_value = "/sys",
+        value_name = "DIR",
+        hide = true
+    )]
+    pub sysfs_root: PathBuf,
+}
+
+/// Hidden `__device-worker` arguments, passed by the client.
+#[derive(Args, Debug)]
+pub struct DeviceWorkerArgs {
+    /// Where sysfs is mounted (a fake tree in tests).
+    #[arg(long = "sysfs", default_value = "/sys", value_name = "DIR")]
+    pub sysfs: PathBuf,
 }
 
 /// `proctor inspect`.
@@ -345,6 +364,16 @@ pub struct LoadgenArgs {
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 120.0)]
     pub timeout: f64,
+    /// Pace the events: at most this many per second over all connections together (each
+    /// sent as soon as it is due, so a low rate gives one event per frame, as a quiet lab PC
+    /// does). Without it, events go out as fast as the window allows.
+    #[arg(long, value_name = "EVENTS_PER_S", value_parser = crate::loadgen::parse_rate)]
+    pub rate: Option<f64>,
+    /// Append the send time to each event's detail as ` t=<microseconds since the Unix epoch>`
+    /// (taken just before the event is sealed), so transport latency can be read from the
+    /// server's files: file line seen minus `t`.
+    #[arg(long)]
+    pub stamp: bool,
 }
 
 /// Hidden `__capture-worker` arguments, passed by the client.

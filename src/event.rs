@@ -1,4 +1,5 @@
-//! What a client reports: one [`Event`] per network flow change, mount change or health note.
+//! What a client reports: one [`Event`] per network flow change, mount change, USB device
+//! change or health note.
 //!
 //! The same type travels from the worker processes to the client (as a tab-separated line on a
 //! pipe), from the client to the server (inside an encrypted frame) and into the log files (as a
@@ -17,6 +18,10 @@ pub enum EventKind {
     Unmount,
     /// Health of the client itself: baseline, worker restarts, drops, connection changes.
     Status,
+    /// A USB device present at start, plugged in or removed, whether or not anything of it is
+    /// mounted (`plugged usb 1-2 vendor_id=.. class=wireless`): a Wi-Fi stick or a phone
+    /// matters even when it never shows up as a file system.
+    Device,
 }
 
 impl EventKind {
@@ -27,6 +32,7 @@ impl EventKind {
             EventKind::Mount => "mount",
             EventKind::Unmount => "unmount",
             EventKind::Status => "status",
+            EventKind::Device => "device",
         }
     }
 
@@ -37,6 +43,7 @@ impl EventKind {
             "mount" => EventKind::Mount,
             "unmount" => EventKind::Unmount,
             "status" => EventKind::Status,
+            "device" => EventKind::Device,
             _ => return None,
         })
     }
@@ -48,6 +55,7 @@ impl EventKind {
             EventKind::Mount => 2,
             EventKind::Unmount => 3,
             EventKind::Status => 4,
+            EventKind::Device => 5,
         }
     }
 
@@ -58,6 +66,7 @@ impl EventKind {
             2 => EventKind::Mount,
             3 => EventKind::Unmount,
             4 => EventKind::Status,
+            5 => EventKind::Device,
             _ => return None,
         })
     }
@@ -116,6 +125,9 @@ impl Event {
 /// that text from a lab PC (host names, mount points, anything) is one safe line in a log file
 /// or a terminal. Printable Unicode is kept as it is.
 pub fn escape(s: &str) -> String {
+    if is_printable_ascii(s.as_bytes()) {
+        return s.to_string();
+    }
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -136,6 +148,11 @@ pub fn escape(s: &str) -> String {
 /// Turns bytes of unknown encoding into safe text: invalid UTF-8 becomes `\xNN`, the rest is
 /// escaped as by [`escape`].
 pub fn escape_bytes(b: &[u8]) -> String {
+    if is_printable_ascii(b)
+        && let Ok(s) = std::str::from_utf8(b)
+    {
+        return s.to_owned();
+    }
     let mut out = String::with_capacity(b.len());
     for chunk in b.utf8_chunks() {
         out.push_str(&escape(chunk.valid()));
@@ -144,6 +161,11 @@ pub fn escape_bytes(b: &[u8]) -> String {
         }
     }
     out
+}
+
+/// Printable ASCII only (nearly every real detail): nothing to escape, a plain copy will do.
+fn is_printable_ascii(b: &[u8]) -> bool {
+    b.iter().all(|c| (0x20..0x7f).contains(c))
 }
 
 /// True when `s` is already in the form [`escape`] produces (no raw control characters).
@@ -184,6 +206,10 @@ mod tests {
         assert_eq!(escape_bytes(b"ok\xff\x1b[31m"), "ok\\xff\\x1b[31m");
         assert_eq!(escape("a\u{202e}b"), "a\\u{202e}b");
         assert!(is_clean(&escape("x\ny\u{202e}")));
+        // The printable-ASCII fast path stops at the edges of that range.
+        assert_eq!(escape_bytes(b" ~ok"), " ~ok");
+        assert_eq!(escape_bytes(b"a\x7fb\x1f"), "a\\x7fb\\x1f");
+        assert_eq!(escape("tab\there"), "tab\\x09here");
     }
 
     #[test]
@@ -193,10 +219,14 @@ mod tests {
             EventKind::Mount,
             EventKind::Unmount,
             EventKind::Status,
+            EventKind::Device,
         ] {
             assert_eq!(EventKind::from_code(k.code()), Some(k));
             assert_eq!(EventKind::parse(k.as_str()), Some(k));
         }
         assert_eq!(EventKind::from_code(0), None);
+        assert_eq!(EventKind::from_code(6), None);
+        assert_eq!(EventKind::Device.code(), 5);
+        assert_eq!(EventKind::Device.as_str(), "device");
     }
 }

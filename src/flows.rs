@@ -16,7 +16,8 @@
 
 use crate::dns_names::NameCache;
 use crate::filter::{PacketInfo, Proto, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, flags_str};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use crate::fxhash::FxHashMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -310,13 +311,15 @@ pub struct FlowTable {
     idle_us: u64,
     max_flows: usize,
     per_packet: bool,
-    flows: HashMap<Key, Flow>,
+    /// Keyed with the fast non-cryptographic [`crate::fxhash`]: the keys come from the wire, but
+    /// a student crafting colliding flows only slows their own PC's capture.
+    flows: FxHashMap<Key, Flow>,
     /// Recency order: sequence number of the last touch -> key. The first entry is the least
     /// recently seen flow.
     lru: BTreeMap<u64, Key>,
     next_seq: u64,
     /// Recently closed TCP flows -> packet time until which stray packets are ignored.
-    tombstones: HashMap<Key, u64>,
+    tombstones: FxHashMap<Key, u64>,
     tomb_order: VecDeque<(u64, Key)>,
     /// Names learned from DNS responses.
     names: NameCache,
@@ -329,10 +332,10 @@ impl FlowTable {
             idle_us: u64::try_from(idle.as_micros()).unwrap_or(u64::MAX).max(1),
             max_flows: DEFAULT_MAX_FLOWS,
             per_packet: false,
-            flows: HashMap::new(),
+            flows: FxHashMap::default(),
             lru: BTreeMap::new(),
             next_seq: 0,
-            tombstones: HashMap::new(),
+            tombstones: FxHashMap::default(),
             tomb_order: VecDeque::new(),
             names: NameCache::default(),
         }
@@ -543,8 +546,13 @@ impl FlowTable {
     }
 
     fn touch(&mut self, key: &Key) {
-        let seq = self.bump_seq();
         if let Some(f) = self.flows.get_mut(key) {
+            if f.seq + 1 == self.next_seq {
+                // Already the most recently seen flow (a flood of one flow): nothing moves.
+                return;
+            }
+            let seq = self.next_seq;
+            self.next_seq += 1;
             self.lru.remove(&f.seq);
             f.seq = seq;
             self.lru.insert(seq, *key);
@@ -793,6 +801,30 @@ mod tests {
             ]
         );
         assert_eq!(t.len(), 3);
+    }
+
+    #[test]
+    fn a_flood_of_the_newest_flow_keeps_the_recency_order() {
+        let mut t = FlowTable::new(Duration::from_secs(30)).with_max_flows(3);
+        for port in 1..=3 {
+            t.observe(T0, 10, &udp("10.0.0.1", port, "10.0.0.2", 9));
+        }
+        // Flow 3 is already the newest: its packets move nothing; then flow 1 and 3 again.
+        for i in 0..100 {
+            t.observe(T0 + i, 10, &udp("10.0.0.1", 3, "10.0.0.2", 9));
+        }
+        t.observe(T0 + 200, 10, &udp("10.0.0.1", 1, "10.0.0.2", 9));
+        t.observe(T0 + 201, 10, &udp("10.0.0.1", 3, "10.0.0.2", 9));
+        t.observe(T0 + 202, 10, &udp("10.0.0.1", 3, "10.0.0.2", 9));
+        let r = t.observe(T0 + 300, 10, &udp("10.0.0.1", 4, "10.0.0.2", 9));
+        assert!(lines(&r)[0].starts_with("end udp 10.0.0.1:2 -> "), "{r:?}");
+        let r = t.observe(T0 + 301, 10, &udp("10.0.0.1", 5, "10.0.0.2", 9));
+        assert!(lines(&r)[0].starts_with("end udp 10.0.0.1:1 -> "), "{r:?}");
+        let r = t.drain(T0 + 400, EndReason::Stop);
+        assert!(
+            lines(&r)[0].starts_with("end udp 10.0.0.1:3 -> 10.0.0.2:9 packets=103 "),
+            "{r:?}"
+        );
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //! - [`crypto`]: pure sealing/opening of announcements and stream frames, handshake proofs.
 //! - [`protocol`]: the wire formats: announcements, stream framing, messages, handshake.
 //! - [`event`]: what a client reports, and how text from outside is escaped.
-//! - [`filter`]: pure packet decoding and the selection rule; [`flows`]: per-flow reporting.
+//! - [`filter`]: pure packet decoding and the selection rule; [`flows`]: per-flow reporting;
+//!   [`fxhash`]: the fast hasher of its flow table.
 //! - [`inspect`]: offline replay of a capture through the same decoder.
 //! - [`report`]: the after-the-fact HTML report of a session's log directory.
 //! - [`loadgen`]: simulated lab PCs for benchmarks.
@@ -28,6 +29,7 @@ pub mod error;
 pub mod event;
 pub mod filter;
 pub mod flows;
+pub mod fxhash;
 pub mod hex;
 pub mod inspect;
 pub mod json;

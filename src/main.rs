@@ -19,6 +19,7 @@ fn main() {
         Command::InstallService(a) => proctor::service::run(a, cli.global.config.as_deref()),
         Command::CaptureWorker(a) => proctor::client::capture::run_worker(a),
         Command::MountWorker => proctor::client::mounts::run_worker(),
+        Command::DeviceWorker(a) => proctor::client::devices::run_worker(a),
         Command::Loadgen(a) => proctor::loadgen::run(a),
         Command::Generate(a) => proctor::cli::write_docs(a),
     };

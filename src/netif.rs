@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 use std::ffi::CStr;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// One address entry of one interface.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,6 +16,8 @@ pub struct IfAddr {
     pub loopback: bool,
     /// The IPv4 broadcast address, if this entry is IPv4 on a broadcast-capable interface.
     pub broadcast: Option<Ipv4Addr>,
+    /// The entry's own IPv4 or IPv6 address (none for link-layer entries).
+    pub addr: Option<IpAddr>,
 }
 
 /// Lists every address entry of every interface.
@@ -56,17 +58,56 @@ pub fn list() -> std::io::Result<Vec<IfAddr>> {
                 broadcast = Some(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)));
             }
         }
+        // SAFETY: ifa_addr is null or points to a sockaddr of the family it names.
+        let addr = unsafe { sockaddr_ip(ifa.ifa_addr) };
         out.push(IfAddr {
             name,
             up,
             loopback,
             broadcast,
+            addr,
         });
         cur = ifa.ifa_next;
     }
     // SAFETY: `head` came from getifaddrs and is freed once.
     unsafe { libc::freeifaddrs(head) };
     Ok(out)
+}
+
+/// The IP address in a `sockaddr` of family AF_INET or AF_INET6, if it is one.
+///
+/// # Safety
+/// `sa` must be null or point to a valid sockaddr whose `sa_family` tells its real type.
+unsafe fn sockaddr_ip(sa: *const libc::sockaddr) -> Option<IpAddr> {
+    if sa.is_null() {
+        return None;
+    }
+    // SAFETY: the caller promises a valid sockaddr; the family selects the cast.
+    unsafe {
+        match (*sa).sa_family as i32 {
+            libc::AF_INET => {
+                let sin = &*(sa as *const libc::sockaddr_in);
+                Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(
+                    sin.sin_addr.s_addr,
+                ))))
+            }
+            libc::AF_INET6 => {
+                let sin6 = &*(sa as *const libc::sockaddr_in6);
+                Some(IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr)))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Every address this machine answers to or receives on: its interfaces' own addresses and
+/// their IPv4 broadcast addresses (used to tell which side of a flow is local).
+pub fn local_addresses(ifs: &[IfAddr]) -> Vec<IpAddr> {
+    let set: BTreeSet<IpAddr> = ifs
+        .iter()
+        .flat_map(|i| i.addr.into_iter().chain(i.broadcast.map(IpAddr::V4)))
+        .collect();
+    set.into_iter().collect()
 }
 
 /// Broadcast addresses of every up IPv4 interface (the server's default announcement targets).
@@ -99,6 +140,7 @@ mod tests {
             up,
             loopback: lo,
             broadcast: b.map(Ipv4Addr::from),
+            addr: None,
         }
     }
 
@@ -128,5 +170,25 @@ mod tests {
     fn real_list_has_loopback() {
         let ifs = list().unwrap();
         assert!(ifs.iter().any(|i| i.loopback));
+        let local = local_addresses(&ifs);
+        assert!(
+            local.contains(&IpAddr::V4(Ipv4Addr::LOCALHOST)),
+            "{local:?}"
+        );
+    }
+
+    #[test]
+    fn local_addresses_include_broadcasts() {
+        let mut a = ifa("eth0", true, false, Some([10, 0, 0, 255]));
+        a.addr = Some(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 5)));
+        let b = ifa("eth0", true, false, None);
+        let got = local_addresses(&[a, b]);
+        assert_eq!(
+            got,
+            vec![
+                IpAddr::V4(Ipv4Addr::new(10, 0, 0, 5)),
+                IpAddr::V4(Ipv4Addr::new(10, 0, 0, 255))
+            ]
+        );
     }
 }

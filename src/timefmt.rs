@@ -15,15 +15,60 @@ pub fn now_ms() -> u64 {
 
 /// Formats milliseconds since the epoch as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
 pub fn rfc3339_ms(ms: u64) -> String {
-    let (date, secs_of_day) = split(ms / 1000);
+    let mut s = String::with_capacity(24);
+    push_rfc3339_ms(&mut s, ms);
+    s
+}
+
+/// Length of `YYYY-MM-DDTHH:MM:SS`, the part [`push_rfc3339_ms`] caches.
+const HEAD_LEN: usize = 19;
+
+/// Appends [`rfc3339_ms`]'s text to `out` without allocating. Events come in bursts within the
+/// same second, so the date-and-time part of the last second formatted is cached (per thread)
+/// and only the milliseconds are formatted again.
+pub fn push_rfc3339_ms(out: &mut String, ms: u64) {
+    thread_local! {
+        static LAST: std::cell::Cell<(u64, [u8; HEAD_LEN])> =
+            const { std::cell::Cell::new((u64::MAX, [0; HEAD_LEN])) };
+    }
+    let secs = ms / 1000;
+    let (cached, mut head) = LAST.with(|c| c.get());
+    if cached != secs {
+        let text = head_text(secs);
+        if text.len() != HEAD_LEN {
+            // Years beyond 9999 (hostile timestamps) are not cached; format them in full.
+            out.push_str(&text);
+            push_millis(out, ms);
+            return;
+        }
+        head.copy_from_slice(text.as_bytes());
+        LAST.with(|c| c.set((secs, head)));
+    }
+    // The head is ASCII digits and separators, as formatted above.
+    out.push_str(std::str::from_utf8(&head).unwrap_or("0000-00-00T00:00:00"));
+    push_millis(out, ms);
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` of a second since the epoch (longer for years beyond 9999).
+fn head_text(secs: u64) -> String {
+    let (date, s) = split(secs);
     format!(
-        "{}T{:02}:{:02}:{:02}.{:03}Z",
+        "{}T{:02}:{:02}:{:02}",
         date,
-        secs_of_day / 3600,
-        (secs_of_day / 60) % 60,
-        secs_of_day % 60,
-        ms % 1000
+        s / 3600,
+        (s / 60) % 60,
+        s % 60
     )
+}
+
+/// Appends `.mmmZ`.
+fn push_millis(out: &mut String, ms: u64) {
+    let m = ms % 1000;
+    out.push('.');
+    for d in [m / 100, m / 10 % 10, m % 10] {
+        out.push(char::from(b'0' + d as u8));
+    }
+    out.push('Z');
 }
 
 /// Formats seconds since the epoch as `YYYY-MM-DDTHH-MM-SSZ`, safe as a directory name.
@@ -110,5 +155,39 @@ mod tests {
         }
         assert_eq!(parse_rfc3339_ms("2026-13-01T00:00:00.000Z"), None);
         assert_eq!(parse_rfc3339_ms("not a time"), None);
+    }
+
+    #[test]
+    fn cached_formatting_agrees_with_the_calendar_across_seconds_days_and_huge_years() {
+        // Consecutive calls within a second, across a second, a day and a year boundary, back
+        // in time, and a year beyond 9999 (not cached) in between.
+        let cases = [
+            1_795_000_000_123,
+            1_795_000_000_999,
+            1_795_000_001_000,
+            951_868_799_999,
+            951_868_800_000,
+            u64::MAX,
+            1_795_000_000_124,
+            946_684_799_999,
+            946_684_800_000,
+            0,
+        ];
+        for ms in cases {
+            let (date, secs) = split(ms / 1000);
+            let want = format!(
+                "{}T{:02}:{:02}:{:02}.{:03}Z",
+                date,
+                secs / 3600,
+                (secs / 60) % 60,
+                secs % 60,
+                ms % 1000
+            );
+            assert_eq!(rfc3339_ms(ms), want, "{ms}");
+        }
+        assert_eq!(rfc3339_ms(951_868_800_000), "2000-03-01T00:00:00.000Z");
+        let mut s = String::from("x ");
+        push_rfc3339_ms(&mut s, 1_795_000_000_007);
+        assert_eq!(s, "x 2026-11-18T11:06:40.007Z");
     }
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 /// Ports for this test process: 20000..40000, distinct per test through `slot`.
 fn port(slot: u16) -> u16 {
-    20_000 + ((std::process::id() % 1_900) as u16) * 10 + slot
+    20_000 + ((std::process::id() % 1_200) as u16) * 10 + slot
 }
 
 /// The two ports of a report's endpoints (`... a:p -> b:q ...`).

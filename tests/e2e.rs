@@ -391,7 +391,7 @@ fn workers_do_not_outlive_a_killed_client() {
     let mut workers = Vec::new();
     assert!(wait_until(Duration::from_secs(5), || {
         workers = children_of(pid);
-        workers.len() == 2
+        workers.len() == 3
     }));
     cl.signal(libc::SIGKILL);
     let _ = cl.wait_exit(Duration::from_secs(2));
@@ -454,7 +454,7 @@ fn workers_drop_root_and_a_killed_worker_is_logged_and_restarted() {
     assert!(
         wait_until(Duration::from_secs(5), || {
             workers = children_of(cl.child.id());
-            workers.len() == 2 && workers.iter().all(|w| uid_of(*w) == Some(65534))
+            workers.len() == 3 && workers.iter().all(|w| uid_of(*w) == Some(65534))
         }),
         "workers {workers:?} should run as uid 65534: {:?}",
         workers.iter().map(|w| uid_of(*w)).collect::<Vec<_>>()
@@ -470,6 +470,8 @@ fn workers_drop_root_and_a_killed_worker_is_logged_and_restarted() {
                 && t.contains("capture worker restarted")
                 && t.contains("mounts worker exited unexpectedly")
                 && t.contains("mounts worker restarted")
+                && t.contains("devices worker exited unexpectedly")
+                && t.contains("devices worker restarted")
         }),
         "{}",
         all_logs(&dir)

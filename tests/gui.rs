@@ -282,9 +282,15 @@ fn flagged_events_are_counted_per_machine_and_the_policy_reloads_from_the_window
     sock.send_to(b"no", ("127.0.0.1", denied)).expect("send");
     assert!(
         wait_until(secs(10), || {
+            // The verdict ends the flow's line (after ` proc=...`, where the client adds it).
             let l = all_logs(&lab.dir);
-            l.contains(&format!("-> 127.0.0.1:{allowed} verdict=ok"))
-                && l.contains(&format!("-> 127.0.0.1:{denied} verdict=flagged why="))
+            let line = |port: u16| {
+                l.lines()
+                    .find(|x| x.contains(&format!("-> 127.0.0.1:{port} ")))
+                    .map(str::to_string)
+            };
+            line(allowed).is_some_and(|x| x.ends_with(" verdict=ok"))
+                && line(denied).is_some_and(|x| x.contains(" verdict=flagged why="))
         }),
         "verdicts not in the log: {}",
         all_logs(&lab.dir)

@@ -24,7 +24,7 @@ use proctor::protocol::announce::{
 };
 use proctor::protocol::frame::{FrameError, FrameReader, MAX_FRAME};
 use proctor::protocol::handshake::{ClientHandshake, SecureChannel, frame_plain};
-use proctor::protocol::message::{MAX_STR, Message};
+use proctor::protocol::message::{MAX_STR, Message, WireEvent};
 use proctor::protocol::{SessionId, VERSION};
 use proctor::signing::ServerSigner;
 use std::io::{ErrorKind, Read, Write};
@@ -865,6 +865,109 @@ fn replayed_reordered_and_forged_frames_close_only_their_connection() {
     cl.assert_healthy("client");
 }
 
+/// Batches of events (tag 23), issue 5: a valid batch is written line by line, in order, its
+/// duplicate dropped, and acknowledged by one cumulative Ack; a correctly sealed batch that is
+/// truncated, counts zero events, counts far more than its body holds, counts one more or one
+/// fewer than it carries, or has a detail running past its end closes only its connection and
+/// writes none of its events, while a real client keeps reporting.
+#[test]
+fn hostile_batches_close_only_their_connection_and_write_none_of_their_events() {
+    const HOST: &str = "hostile-batch-pc";
+    let dir = temp_dir("tcp-batches");
+    let (sport, cport) = ports(51);
+    let (key_path, key) = keygen_with_key(&dir, "k.key");
+    let mut srv = server(&dir, &key_path, sport, cport, &[]);
+    let sid = wait_session(&srv);
+    let mut cl = client(&dir, &key_path, cport, HOST, &[]);
+    assert_connected(&srv, &cl, HOST);
+    wait_capture(&dir, HOST, Duration::from_secs(10));
+    let tag = format!("{:08x}", Rng::new(now_ms()).next_u64() as u32);
+    let wire = |seq: u64, detail: String| WireEvent {
+        seq,
+        ts_ms: now_ms(),
+        kind: EventKind::Net,
+        detail: detail.into_bytes(),
+    };
+
+    // A valid batch of 300 whose first event was already sent alone.
+    let mut j = join_as(sport, &key, sid, "hostile-batch-ok");
+    let n = j.next_seq;
+    let single = j.event(n, &format!("batched-{tag}-{n}"));
+    j.peer.send(&single);
+    assert!(j.wait_ack(n), "the lone event is acknowledged");
+    let events = (n..n + 300)
+        .map(|s| wire(s, format!("batched-{tag}-{s}")))
+        .collect();
+    let f = j.ch.seal(&Message::Events { events }).unwrap();
+    j.peer.send(&f);
+    assert!(j.wait_ack(n + 299), "one Ack covers the whole batch");
+    let log = host_log(&dir, "hostile-batch-ok");
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(&format!("batched-{tag}-")))
+        .collect();
+    assert_eq!(lines.len(), 300, "each event once:\n{log}");
+    for (i, l) in lines.iter().enumerate() {
+        let s = n + i as u64;
+        // The first came alone (as a status event), the rest from the batch.
+        let kind = if i == 0 { "status" } else { "net" };
+        assert!(
+            l.ends_with(&format!(" seq={s} {kind} batched-{tag}-{s}")),
+            "line {i} out of order: {l}"
+        );
+    }
+
+    // Hostile batches, each correctly sealed on its own connection.
+    for (i, what) in [
+        "a truncated batch",
+        "a batch counting zero events",
+        "a batch counting 65535 events",
+        "a batch counting one more event than it carries",
+        "a batch counting one fewer event than it carries",
+        "a batch whose detail runs past its end",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let host = format!("hostile-batch-{i}");
+        let mut j = join_as(sport, &key, sid, &host);
+        let n = j.next_seq;
+        // Details long enough that one more event is still plausible for the body's length.
+        let mut body = Message::Events {
+            events: (n..n + 3)
+                .map(|s| wire(s, format!("bad-{tag}-{s}-padding-padding-padding")))
+                .collect(),
+        }
+        .encode();
+        let count_at = 1..3;
+        match i {
+            0 => body.truncate(body.len() - 5),
+            1 => body[count_at].copy_from_slice(&0u16.to_be_bytes()),
+            2 => body[count_at].copy_from_slice(&u16::MAX.to_be_bytes()),
+            3 => body[count_at].copy_from_slice(&4u16.to_be_bytes()),
+            4 => body[count_at].copy_from_slice(&2u16.to_be_bytes()),
+            _ => {
+                // The first event's detail length (after tag, count, seq, ts, kind).
+                let at = 3 + 17;
+                body[at..at + 2].copy_from_slice(&4000u16.to_be_bytes());
+            }
+        }
+        let f = j.ch.seal_body(&body).unwrap();
+        j.peer.send(&f);
+        j.peer.assert_rejected(&srv, what);
+        let log = host_log(&dir, &host);
+        assert!(
+            !log.contains(&format!("bad-{tag}")),
+            "{what}: an event of a refused batch was written:\n{log}"
+        );
+    }
+
+    assert_events_flow(&dir, HOST, "hostile batches");
+    assert_undisturbed(&srv, HOST, "hostile batches");
+    srv.assert_healthy("server");
+    cl.assert_healthy("client");
+}
+
 /// 1,000 connections opened at once and held: the server keeps serving, a new real client
 /// joins and reports while they are all open, the first client is undisturbed, and the server
 /// closes and counts every one of them at its handshake timeout.
@@ -1214,7 +1317,17 @@ fn random_message(rng: &mut Rng) -> Message {
         EventKind::Unmount,
         EventKind::Status,
     ];
-    match rng.below(12) {
+    match rng.below(13) {
+        11 => Message::Events {
+            events: (0..1 + rng.below(4))
+                .map(|_| WireEvent {
+                    seq: rng.next_u64(),
+                    ts_ms: rng.next_u64(),
+                    kind: kinds[rng.below(4)],
+                    detail: random_str(rng),
+                })
+                .collect(),
+        },
         10 => Message::SignedServerHello {
             nonce: rng.array(),
             proof: rng.array(),

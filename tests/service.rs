@@ -153,8 +153,15 @@ fn the_client_unit_is_hardened_and_keeps_what_the_client_needs() {
     caps.sort();
     assert_eq!(
         caps,
-        ["CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID"],
-        "capture, plus dropping the workers to nobody"
+        [
+            "CAP_DAC_READ_SEARCH",
+            "CAP_NET_ADMIN",
+            "CAP_NET_RAW",
+            "CAP_SETGID",
+            "CAP_SETUID",
+            "CAP_SYS_PTRACE"
+        ],
+        "capture, dropping the workers to nobody, reading /proc/PID/fd for program attribution"
     );
     assert_eq!(one(&u, "ProtectSystem"), "strict");
     assert_eq!(one(&u, "StateDirectory"), "proctor");

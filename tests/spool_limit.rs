@@ -12,7 +12,15 @@ fn flows_from(dir: &std::path::Path, src_port: u16) -> Vec<u16> {
     let needle = format!("net new udp 127.0.0.1:{src_port} -> 127.0.0.1:");
     all_logs(dir)
         .lines()
-        .filter_map(|l| l.split(&needle).nth(1)?.trim().parse().ok())
+        .filter_map(|l| {
+            // The port, before whatever the line carries after it (` proc=...`, a verdict).
+            l.split(&needle)
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
         .collect()
 }
 

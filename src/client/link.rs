@@ -115,9 +115,20 @@ impl Link {
         !self.out.is_empty()
     }
 
+    /// Bytes sealed but not yet taken by the socket (the session stops adding batches above a
+    /// bound, so a long backlog is sent as the server reads rather than buffered at once).
+    pub fn backlog(&self) -> usize {
+        self.out.len()
+    }
+
     /// Seals and queues a message, then tries to write.
     pub fn send(&mut self, msg: &Message) -> Result<(), String> {
-        let bytes = self.ch.seal(msg).map_err(|e| e.to_string())?;
+        self.send_body(&msg.encode())
+    }
+
+    /// Seals and queues an encoded message body (a batch of events), then tries to write.
+    pub fn send_body(&mut self, body: &[u8]) -> Result<(), String> {
+        let bytes = self.ch.seal_body(body).map_err(|e| e.to_string())?;
         if self.out.len() + bytes.len() > MAX_OUT {
             return Err("server is not reading".into());
         }

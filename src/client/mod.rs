@@ -1,15 +1,18 @@
 //! The lab-PC daemon: waits for an authenticated start, connects back to the server, runs the
-//! capture and mount workers as child processes and streams their events until stopped.
+//! capture, mount and USB device workers as child processes and streams their events until stopped.
 //!
 //! - [`announcements`]: the UDP socket for start/stop.
 //! - [`link`]: the authenticated connection to the server.
 //! - [`session`]: one monitoring session (queue, acknowledgements, reconnects, stop).
 //! - [`workers`]: starting and reading the worker processes.
-//! - [`capture`], [`mounts`] (+ [`mountinfo`], [`usb`]): the workers themselves.
+//! - [`capture`], [`mounts`] (+ [`mountinfo`], [`usb`]), [`devices`]: the workers themselves.
+//! - [`attribution`]: names the program behind each new flow (in this process, as root).
 
 pub mod announcements;
+pub mod attribution;
 pub mod capture;
 pub mod connector;
+pub mod devices;
 pub mod link;
 pub mod mountinfo;
 pub mod mounts;
@@ -230,11 +233,22 @@ fn worker_specs(
     server: SocketAddr,
     args: &ClientArgs,
 ) -> Vec<WorkerSpec> {
-    let mut specs = vec![WorkerSpec {
-        name: "mounts",
-        program: exe.to_path_buf(),
-        args: vec!["__mount-worker".into()],
-    }];
+    let mut specs = vec![
+        WorkerSpec {
+            name: "mounts",
+            program: exe.to_path_buf(),
+            args: vec!["__mount-worker".into()],
+        },
+        WorkerSpec {
+            name: "devices",
+            program: exe.to_path_buf(),
+            args: vec![
+                "__device-worker".into(),
+                "--sysfs".into(),
+                args.sysfs_root.display().to_string(),
+            ],
+        },
+    ];
     if !ifaces.is_empty() {
         let mut a = vec!["__capture-worker".to_string()];
         for i in ifaces {

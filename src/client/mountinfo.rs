@@ -402,6 +402,30 @@ pub fn parse_remote(source: &str) -> Option<RemoteShare> {
     None
 }
 
+/// What a network mount's super options add to its source: the server's address as the kernel
+/// resolved it (`addr=`, NFS and CIFS; the source may name the server by host name) and the
+/// account used (`username=`, CIFS).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetOptions {
+    /// The server's IP address (`addr=`), if given and valid.
+    pub addr: Option<std::net::IpAddr>,
+    /// The user name the share was mounted with (`username=` or `user=`), if given.
+    pub user: Option<String>,
+}
+
+/// Reads [`NetOptions`] from a comma-separated super options field.
+pub fn network_options(super_options: &str) -> NetOptions {
+    let mut o = NetOptions::default();
+    for opt in super_options.split(',') {
+        match opt.split_once('=') {
+            Some(("addr", v)) => o.addr = v.parse().ok(),
+            Some(("username" | "user", v)) if !v.is_empty() => o.user = Some(v.to_string()),
+            _ => {}
+        }
+    }
+    o
+}
+
 fn remote_from(host: &str, share: String) -> Option<RemoteShare> {
     let (user, host) = match host.rfind('@') {
         Some(i) => (Some(host[..i].to_string()), &host[i + 1..]),
@@ -687,6 +711,36 @@ this is not a mountinfo line
         e.dev = DevId::default();
         assert_eq!(classify(&e), MountClass::Virtual);
         assert_eq!(MountClass::Usb.to_string(), "usb");
+    }
+
+    #[test]
+    fn network_options_give_address_and_user() {
+        let nfs = "rw,vers=4.2,rsize=1048576,hard,proto=tcp,clientaddr=10.0.0.5,local_lock=none,addr=10.0.0.2";
+        assert_eq!(
+            network_options(nfs),
+            NetOptions {
+                addr: Some("10.0.0.2".parse().expect("ip")),
+                user: None,
+            }
+        );
+        let cifs = "rw,vers=3.1.1,cache=strict,username=bob,uid=1000,addr=fe80::1";
+        assert_eq!(
+            network_options(cifs),
+            NetOptions {
+                addr: Some("fe80::1".parse().expect("ip")),
+                user: Some("bob".into()),
+            }
+        );
+        for none in [
+            "",
+            "rw",
+            "addr=",
+            "addr=fs.lab",
+            "username=",
+            "xaddr=1.2.3.4,=x,,",
+        ] {
+            assert_eq!(network_options(none), NetOptions::default(), "{none:?}");
+        }
     }
 
     #[test]

@@ -10,7 +10,9 @@
 //! be read the worker says so in a status event and keeps retrying instead of dying: a worker
 //! that exits is a blind spot.
 
-use super::mountinfo::{MountChange, MountClass, MountEntry, classify, diff, parse_remote};
+use super::mountinfo::{
+    MountChange, MountClass, MountEntry, classify, diff, network_options, parse_remote,
+};
 use super::usb::{self, UsbInfo};
 use crate::event::{Event, EventKind, escape, escape_bytes};
 use std::collections::HashMap;
@@ -236,7 +238,9 @@ impl Describer {
 /// whitespace or quotes are double-quoted (inner `"` as `\x22`), so `on "/tmp/a b"` cannot be
 /// confused with another field. USB strings are always quoted. `usb` upgrades a block device to
 /// `class=usb`. Network mounts show `remote=` (and `user=`, `share=`) instead of `source=`
-/// when the source names a server.
+/// when the source names a server, and `addr=` when the kernel's options give the server's
+/// address and the source named it otherwise (`remote=fs.lab ... addr=10.0.0.2`); `user=`
+/// comes from the source or from a CIFS `username=` option.
 pub fn describe_entry(e: &MountEntry, usb: Option<&UsbInfo>) -> String {
     let mut class = classify(e);
     if class == MountClass::Block && usb.is_some() {
@@ -264,12 +268,18 @@ pub fn describe_entry(e: &MountEntry, usb: Option<&UsbInfo>) -> String {
         ));
     }
     if let Some(r) = remote {
-        if let Some(u) = &r.user {
+        let opts = network_options(&e.super_options);
+        if let Some(u) = r.user.as_ref().or(opts.user.as_ref()) {
             d.push_str(&format!(" user={}", token(&escape(u))));
         }
         d.push_str(&format!(" remote={}", token(&escape(&r.server))));
         if !r.share.is_empty() {
             d.push_str(&format!(" share={}", token(&escape(&r.share))));
+        }
+        if let Some(addr) = opts.addr
+            && addr.to_string() != r.server
+        {
+            d.push_str(&format!(" addr={addr}"));
         }
     }
     if let Some(u) = usb {
@@ -295,7 +305,7 @@ pub fn describe_entry(e: &MountEntry, usb: Option<&UsbInfo>) -> String {
 }
 
 /// Quotes already-escaped text if it is empty or contains whitespace or `"`.
-fn token(escaped: &str) -> String {
+pub(crate) fn token(escaped: &str) -> String {
     if escaped.is_empty() || escaped.chars().any(|c| c.is_whitespace() || c == '"') {
         quote(escaped)
     } else {
@@ -305,7 +315,7 @@ fn token(escaped: &str) -> String {
 
 /// Double-quotes already-escaped text. An inner `"` is written `\x22`, in the notation of
 /// [`escape`], so a quoted value never contains a quote and always ends at the next `"`.
-fn quote(escaped: &str) -> String {
+pub(crate) fn quote(escaped: &str) -> String {
     format!("\"{}\"", escaped.replace('"', "\\x22"))
 }
 
@@ -645,6 +655,30 @@ mod tests {
         assert_eq!(
             describe_entry(&ssh, None),
             "bob@host:docs on /home/s/r type=fuse.sshfs class=network user=bob remote=host share=docs"
+        );
+        let nfs = entry(
+            "64 27 0:74 / /mnt/nfs rw,relatime - nfs4 fs.lab:/export/exams rw,vers=4.2,hard,proto=tcp,clientaddr=10.0.0.5,addr=10.0.0.2",
+        );
+        assert_eq!(
+            describe_entry(&nfs, None),
+            "fs.lab:/export/exams on /mnt/nfs type=nfs4 class=network remote=fs.lab share=/export/exams addr=10.0.0.2"
+        );
+        let nfs6 = entry("65 27 0:75 / /mnt/n6 rw - nfs [fd00::2]:/srv rw,vers=3,addr=fd00::2");
+        assert_eq!(
+            describe_entry(&nfs6, None),
+            "[fd00::2]:/srv on /mnt/n6 type=nfs class=network remote=fd00::2 share=/srv"
+        );
+        let smb = entry(
+            "66 27 0:76 / /mnt/smb rw - smb3 //10.0.0.3/exams\\040room rw,vers=3.1.1,username=bob,uid=1000,addr=10.0.0.3",
+        );
+        assert_eq!(
+            describe_entry(&smb, None),
+            "\"//10.0.0.3/exams room\" on /mnt/smb type=smb3 class=network user=bob remote=10.0.0.3 share=\"/exams room\""
+        );
+        let forged = entry("67 27 0:77 / /mnt/f rw - cifs //srv/s rw,username=a\\040b=c,addr=x");
+        assert_eq!(
+            describe_entry(&forged, None),
+            "//srv/s on /mnt/f type=cifs class=network user=\"a b=c\" remote=srv share=/s"
         );
         let tag = entry("63 27 0:73 / /mnt/9p rw - 9p hostshare rw");
         assert_eq!(

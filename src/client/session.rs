@@ -3,6 +3,7 @@
 //! collects the workers' last events and says goodbye.
 
 use super::announcements::AnnounceSocket;
+use super::attribution::Attributor;
 use super::connector::Connector;
 use super::link::{Identity, Link, Trust};
 use super::spool::Spool;
@@ -11,7 +12,7 @@ use crate::event::{Event, EventKind};
 use crate::poll::{self, PollSet};
 use crate::protocol::SessionId;
 use crate::protocol::announce::AnnounceKind;
-use crate::protocol::message::{INSTANCE_LEN, Message};
+use crate::protocol::message::{BatchEncoder, INSTANCE_LEN, Message};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -26,6 +27,9 @@ const HEARTBEAT: Duration = Duration::from_millis(500);
 const RECONNECT_EVERY: Duration = Duration::from_millis(500);
 /// Time allowed for the workers' last events and the final acknowledgement after a stop.
 const STOP_GRACE: Duration = Duration::from_secs(4);
+/// Sealed bytes waiting for the socket above which no further batch is added this round: a
+/// long backlog (after a reconnect) goes out as the server reads it, not into memory at once.
+const MAX_BACKLOG: usize = 1024 * 1024;
 
 /// Everything a session needs to know.
 pub struct SessionConfig {
@@ -33,7 +37,7 @@ pub struct SessionConfig {
     pub trust: Trust,
     /// The host name we report.
     pub hostname: String,
-    /// The two worker specs (capture may be absent when there is no interface).
+    /// The worker specs: mounts, USB devices and capture (absent without an interface).
     pub workers: Vec<WorkerSpec>,
     /// Extra status lines to report at start (e.g. "no interface to capture on").
     pub notes: Vec<String>,
@@ -104,6 +108,8 @@ struct Run<'a> {
     session: SessionId,
     link: Option<Link>,
     queue: VecDeque<(u64, Event)>,
+    /// Highest sequence number handed to the current link (the queue above it is unsent).
+    sent_upto: u64,
     next_seq: u64,
     dropped: u64,
     workers: Vec<Worker>,
@@ -113,6 +119,8 @@ struct Run<'a> {
     spool: Option<Spool>,
     connector: Connector,
     own_attempt: bool,
+    /// Names the program behind each new flow (needs this process's root).
+    procs: Attributor,
 }
 
 /// Runs the session until the server stops it, another session takes over, or `exit` is set.
@@ -133,6 +141,7 @@ pub fn run(
         session: start.session,
         link: None,
         queue: start.queue,
+        sent_upto: 0,
         next_seq: start.next_seq.max(1),
         dropped: 0,
         workers: Vec::new(),
@@ -142,6 +151,7 @@ pub fn run(
         spool: None,
         connector: Connector::new(),
         own_attempt: false,
+        procs: Attributor::system(),
     };
     let limit = cfg.spool_limit.max(1);
     while run.queue.len() > limit {
@@ -263,6 +273,7 @@ pub fn run(
         }
         run.restart_dead_workers();
         run.keepalive(now);
+        run.send_queued();
         if let Some(l) = run.link.as_mut()
             && let Err(e) = l.flush()
         {
@@ -296,12 +307,46 @@ impl Run<'_> {
             }
             sp.record(seq, &event);
         }
-        let sent = match self.link.as_mut() {
-            Some(l) => l.send(&event_message(seq, &event)),
-            None => Ok(()),
-        };
+        // Sent with whatever else arrives this loop round, in batches ([`Run::send_queued`]).
         self.queue.push_back((seq, event));
-        if let Err(e) = sent {
+    }
+
+    /// Sends the queued events the current link has not carried yet, as batches of as many
+    /// events as fit one frame; stops adding while [`MAX_BACKLOG`] bytes wait for the socket.
+    fn send_queued(&mut self) {
+        let Some(l) = self.link.as_mut() else {
+            return;
+        };
+        let unsent = self.queue.back().is_some_and(|(s, _)| *s > self.sent_upto);
+        if !unsent || l.backlog() >= MAX_BACKLOG {
+            return;
+        }
+        let first = self.queue.partition_point(|(s, _)| *s <= self.sent_upto);
+        let mut batch = BatchEncoder::new();
+        // Sequence number of the last event in `batch`.
+        let mut in_batch = self.sent_upto;
+        let mut result = Ok(());
+        for (seq, e) in self.queue.range(first..) {
+            if !batch.push(*seq, e.ts_ms, e.kind, e.detail.as_bytes()) {
+                result = l.send_body(&batch.take());
+                if result.is_err() {
+                    break;
+                }
+                self.sent_upto = in_batch;
+                if l.backlog() >= MAX_BACKLOG {
+                    break;
+                }
+                batch.push(*seq, e.ts_ms, e.kind, e.detail.as_bytes());
+            }
+            in_batch = *seq;
+        }
+        if result.is_ok() && !batch.is_empty() {
+            result = l.send_body(&batch.take());
+            if result.is_ok() {
+                self.sent_upto = in_batch;
+            }
+        }
+        if let Err(e) = result {
             self.drop_link(&e);
         }
     }
@@ -312,15 +357,9 @@ impl Run<'_> {
             self.queue.pop_front();
         }
         self.link = Some(link);
-        for i in 0..self.queue.len() {
-            let msg = event_message(self.queue[i].0, &self.queue[i].1);
-            if let Some(l) = self.link.as_mut()
-                && let Err(e) = l.send(&msg)
-            {
-                self.drop_link(&e);
-                return;
-            }
-        }
+        // Everything still queued is above what the server has: send it all again.
+        self.sent_upto = next_seq.saturating_sub(1);
+        self.send_queued();
         if self.dropped > 0 {
             let n = std::mem::take(&mut self.dropped);
             self.push(Event::now(
@@ -459,7 +498,8 @@ impl Run<'_> {
     }
 
     fn service_worker(&mut self, i: usize) {
-        let events = self.workers[i].read_events();
+        let mut events = self.workers[i].read_events();
+        self.procs.annotate(&mut events, Instant::now());
         for e in events {
             self.push(e);
         }
@@ -559,6 +599,7 @@ impl Run<'_> {
     }
 
     fn say_bye(&mut self) {
+        self.send_queued();
         let last_seq = self.next_seq - 1;
         if let Some(l) = self.link.as_mut() {
             let _ = l.send(&Message::Bye { last_seq });
@@ -570,14 +611,5 @@ impl Run<'_> {
                 std::thread::sleep(Duration::from_millis(5));
             }
         }
-    }
-}
-
-fn event_message(seq: u64, e: &Event) -> Message {
-    Message::Event {
-        seq,
-        ts_ms: e.ts_ms,
-        kind: e.kind,
-        detail: e.detail.as_bytes().to_vec(),
     }
 }

@@ -1,6 +1,7 @@
-//! The client's worker processes (capture, mounts): the same binary started with a hidden
-//! subcommand through `std::process`, streaming events back over a pipe. The parent reads them
-//! without blocking, restarts a worker that dies, and asks them to stop by closing their stdin.
+//! The client's worker processes (capture, mounts, USB devices): the same binary started with
+//! a hidden subcommand through `std::process`, streaming events back over a pipe. The parent
+//! reads them without blocking, restarts a worker that dies, and asks them to stop by closing
+//! their stdin.
 
 use crate::event::Event;
 use std::io::{ErrorKind, Read};

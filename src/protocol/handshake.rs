@@ -247,12 +247,22 @@ pub struct SecureChannel {
 impl SecureChannel {
     /// Seals and frames a message, ready to write to the socket.
     pub fn seal(&mut self, msg: &Message) -> Result<Vec<u8>, HandshakeError> {
-        let body = msg.encode();
+        self.seal_body(&msg.encode())
+    }
+
+    /// Seals and frames an already encoded message body (e.g. a
+    /// [`super::message::BatchEncoder`] batch) of at most
+    /// [`super::message::MAX_SEALED_BODY`] bytes.
+    pub fn seal_body(&mut self, body: &[u8]) -> Result<Vec<u8>, HandshakeError> {
         let ct_len = body.len() + crypto::TAG_LEN;
+        if ct_len > frame::MAX_FRAME {
+            // The peer would refuse the frame and close the connection: refuse it here instead.
+            return Err(HandshakeError::Decode(DecodeError::TooLong));
+        }
         let prefix = frame::prefix(ct_len);
         let ct = self
             .send
-            .seal(&prefix, &body)
+            .seal(&prefix, body)
             .map_err(HandshakeError::BadFrame)?;
         let mut out = Vec::with_capacity(LEN_PREFIX + ct.len());
         out.extend_from_slice(&prefix);

@@ -1,7 +1,11 @@
 //! The messages carried in frames, and their binary encoding (tag byte, then fixed fields;
 //! strings as a 2-byte length and raw bytes). Decoding checks every length before slicing and
 //! rejects trailing bytes; an unknown tag is an error value, never a panic.
+//!
+//! Events travel in batches ([`Message::Events`], built with [`BatchEncoder`]) so that one
+//! sealed frame, one seal/open and one write carry many of them.
 
+use super::frame::MAX_FRAME;
 use super::{SESSION_ID_LEN, SessionId};
 use crate::crypto::PROOF_LEN;
 use crate::event::EventKind;
@@ -24,6 +28,27 @@ pub fn parse_instance_hex(h: &str) -> Option<[u8; INSTANCE_LEN]> {
 
 /// Longest string field accepted (host names, event details).
 pub const MAX_STR: usize = 16 * 1024;
+
+/// Encoded size of one event with an empty detail (seq, ts_ms, kind, detail length): the least
+/// any event in a batch takes, used to refuse a count the body cannot hold before allocating.
+pub const EVENT_MIN_LEN: usize = 8 + 8 + 1 + 2;
+
+/// Largest message body that still fits a sealed frame ([`MAX_FRAME`] minus the AEAD tag):
+/// the bound a batch is built to.
+pub const MAX_SEALED_BODY: usize = MAX_FRAME - crate::crypto::TAG_LEN;
+
+/// One event inside a [`Message::Events`] batch: the same fields as [`Message::Event`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WireEvent {
+    /// Client sequence number.
+    pub seq: u64,
+    /// Client timestamp, ms since the epoch.
+    pub ts_ms: u64,
+    /// Kind.
+    pub kind: EventKind,
+    /// Raw detail (escaped by the server).
+    pub detail: Vec<u8>,
+}
 
 /// Every message of the protocol. The first three travel in clear during the handshake; all
 /// others only inside sealed frames.
@@ -74,6 +99,9 @@ pub enum Message {
     Stop,
     /// Client -> server: all events up to `last_seq` were sent; closing.
     Bye { last_seq: u64 },
+    /// Client -> server: several events in one frame (at least one), in the order sent. The
+    /// server treats each exactly as an [`Message::Event`]; one cumulative `Ack` covers them.
+    Events { events: Vec<WireEvent> },
 }
 
 /// Why a frame body is not a valid message.
@@ -89,6 +117,8 @@ pub enum DecodeError {
     UnknownKind(u8),
     /// A string longer than [`MAX_STR`].
     TooLong,
+    /// A batch whose event count is zero or more than its body can hold.
+    BadCount,
 }
 
 impl std::fmt::Display for DecodeError {
@@ -99,6 +129,7 @@ impl std::fmt::Display for DecodeError {
             DecodeError::UnknownTag(t) => write!(f, "unknown message tag {t}"),
             DecodeError::UnknownKind(k) => write!(f, "unknown event kind {k}"),
             DecodeError::TooLong => f.write_str("string field too long"),
+            DecodeError::BadCount => f.write_str("batch event count does not match its length"),
         }
     }
 }
@@ -116,12 +147,86 @@ mod tag {
     pub const HEARTBEAT: u8 = 20;
     pub const STOP: u8 = 21;
     pub const BYE: u8 = 22;
+    pub const EVENTS: u8 = 23;
 }
 
 fn put_str(out: &mut Vec<u8>, s: &[u8]) {
     let s = &s[..s.len().min(MAX_STR)];
     out.extend_from_slice(&(s.len() as u16).to_be_bytes());
     out.extend_from_slice(s);
+}
+
+fn put_event(out: &mut Vec<u8>, seq: u64, ts_ms: u64, kind: EventKind, detail: &[u8]) {
+    out.extend_from_slice(&seq.to_be_bytes());
+    out.extend_from_slice(&ts_ms.to_be_bytes());
+    out.push(kind.code());
+    put_str(out, detail);
+}
+
+/// Builds the body of one [`Message::Events`] straight from borrowed events (no copy of the
+/// details into a `Message` first), never larger than a sealed frame can carry.
+pub struct BatchEncoder {
+    body: Vec<u8>,
+    count: u16,
+    limit: usize,
+}
+
+impl Default for BatchEncoder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl BatchEncoder {
+    /// An empty batch bounded by [`MAX_SEALED_BODY`].
+    pub fn new() -> Self {
+        Self::with_limit(MAX_SEALED_BODY)
+    }
+
+    /// An empty batch whose body stays within `limit` bytes (at least one event always fits,
+    /// whatever the limit, so a batch is never stuck).
+    pub fn with_limit(limit: usize) -> Self {
+        // Grows as events come (a quiet client's batch of one stays small).
+        let mut body = Vec::with_capacity(256);
+        body.extend_from_slice(&[tag::EVENTS, 0, 0]);
+        BatchEncoder {
+            body,
+            count: 0,
+            limit,
+        }
+    }
+
+    /// Adds an event if it fits; `false` means the batch is full: take it, send it, and push the
+    /// event into the next one. A detail longer than [`MAX_STR`] is cut, as in [`Message::encode`].
+    pub fn push(&mut self, seq: u64, ts_ms: u64, kind: EventKind, detail: &[u8]) -> bool {
+        let need = EVENT_MIN_LEN + detail.len().min(MAX_STR);
+        if self.count == u16::MAX || (self.count > 0 && self.body.len() + need > self.limit) {
+            return false;
+        }
+        put_event(&mut self.body, seq, ts_ms, kind, detail);
+        self.count += 1;
+        true
+    }
+
+    /// Events in the batch so far.
+    pub fn len(&self) -> usize {
+        self.count as usize
+    }
+
+    /// Nothing pushed since the last take.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The encoded `Events` message, ready to seal; the encoder is empty again afterwards.
+    pub fn take(&mut self) -> Vec<u8> {
+        self.body[1..3].copy_from_slice(&self.count.to_be_bytes());
+        // The next batch is likely the size of this one.
+        let mut next = Vec::with_capacity(self.body.len());
+        next.extend_from_slice(&[tag::EVENTS, 0, 0]);
+        self.count = 0;
+        std::mem::replace(&mut self.body, next)
+    }
 }
 
 impl Message {
@@ -194,6 +299,15 @@ impl Message {
                 out.push(tag::BYE);
                 out.extend_from_slice(&last_seq.to_be_bytes());
             }
+            Message::Events { events } => {
+                // The count is a u16: a longer list is cut (a batch built by BatchEncoder never is).
+                let events = &events[..events.len().min(u16::MAX as usize)];
+                out.push(tag::EVENTS);
+                out.extend_from_slice(&(events.len() as u16).to_be_bytes());
+                for e in events {
+                    put_event(&mut out, e.seq, e.ts_ms, e.kind, &e.detail);
+                }
+            }
         }
         out
     }
@@ -227,16 +341,25 @@ impl Message {
             },
             tag::WELCOME => Message::Welcome { next_seq: r.u64()? },
             tag::EVENT => {
-                let seq = r.u64()?;
-                let ts_ms = r.u64()?;
-                let code = r.u8()?;
-                let kind = EventKind::from_code(code).ok_or(DecodeError::UnknownKind(code))?;
+                let e = r.event()?;
                 Message::Event {
-                    seq,
-                    ts_ms,
-                    kind,
-                    detail: r.str()?.to_vec(),
+                    seq: e.seq,
+                    ts_ms: e.ts_ms,
+                    kind: e.kind,
+                    detail: e.detail,
                 }
+            }
+            tag::EVENTS => {
+                let count = u16::from_be_bytes(r.array()?) as usize;
+                // Refuse a count the rest of the body cannot hold before reserving room for it.
+                if count == 0 || count * EVENT_MIN_LEN > buf.len() - r.pos {
+                    return Err(DecodeError::BadCount);
+                }
+                let mut events = Vec::with_capacity(count);
+                for _ in 0..count {
+                    events.push(r.event()?);
+                }
+                Message::Events { events }
             }
             tag::ACK => Message::Ack { seq: r.u64()? },
             tag::HEARTBEAT => Message::Heartbeat,
@@ -274,6 +397,18 @@ impl<'a> Reader<'a> {
         let mut a = [0u8; N];
         a.copy_from_slice(self.take(N)?);
         Ok(a)
+    }
+    fn event(&mut self) -> Result<WireEvent, DecodeError> {
+        let seq = self.u64()?;
+        let ts_ms = self.u64()?;
+        let code = self.u8()?;
+        let kind = EventKind::from_code(code).ok_or(DecodeError::UnknownKind(code))?;
+        Ok(WireEvent {
+            seq,
+            ts_ms,
+            kind,
+            detail: self.str()?.to_vec(),
+        })
     }
     fn str(&mut self) -> Result<&'a [u8], DecodeError> {
         let n = u16::from_be_bytes(self.array()?) as usize;
@@ -320,11 +455,136 @@ mod tests {
                 kind: EventKind::Mount,
                 detail: b"tmpfs \xff".to_vec(),
             },
+            Message::Event {
+                seq: 9,
+                ts_ms: 10,
+                kind: EventKind::Device,
+                detail: b"plugged usb 1-2 class=wireless".to_vec(),
+            },
             Message::Ack { seq: 10 },
             Message::Heartbeat,
             Message::Stop,
             Message::Bye { last_seq: 11 },
+            Message::Events {
+                events: vec![
+                    WireEvent {
+                        seq: 12,
+                        ts_ms: 13,
+                        kind: EventKind::Net,
+                        detail: b"new tcp a -> b".to_vec(),
+                    },
+                    WireEvent {
+                        seq: 13,
+                        ts_ms: 14,
+                        kind: EventKind::Status,
+                        detail: vec![],
+                    },
+                ],
+            },
         ]
+    }
+
+    fn wire(seq: u64, detail: &[u8]) -> WireEvent {
+        WireEvent {
+            seq,
+            ts_ms: 1_795_000_000_000 + seq,
+            kind: EventKind::Net,
+            detail: detail.to_vec(),
+        }
+    }
+
+    #[test]
+    fn batch_encoder_matches_message_encoding_and_stays_within_a_frame() {
+        let events: Vec<WireEvent> = (1..=5000).map(|s| wire(s, &[b'x'; 60])).collect();
+        let mut enc = BatchEncoder::new();
+        let mut decoded = Vec::new();
+        let mut bodies = 0;
+        for e in &events {
+            if !enc.push(e.seq, e.ts_ms, e.kind, &e.detail) {
+                let body = enc.take();
+                assert!(body.len() <= MAX_SEALED_BODY, "{}", body.len());
+                let Ok(Message::Events { events: got }) = Message::decode(&body) else {
+                    panic!("batch does not decode");
+                };
+                // Full: the next event would not have fitted.
+                assert!(body.len() + EVENT_MIN_LEN + 60 > MAX_SEALED_BODY);
+                decoded.extend(got);
+                bodies += 1;
+                assert!(enc.is_empty());
+                assert!(enc.push(e.seq, e.ts_ms, e.kind, &e.detail));
+            }
+        }
+        let last = enc.take();
+        let Ok(Message::Events { events: got }) = Message::decode(&last) else {
+            panic!("last batch does not decode");
+        };
+        decoded.extend(got);
+        assert_eq!(decoded, events, "every event once, in order");
+        assert!(bodies >= 6, "5000 events of ~80 bytes need several frames");
+        // The same list through Message::encode is byte for byte what the encoder builds.
+        let mut enc = BatchEncoder::new();
+        for e in &events[..3] {
+            assert!(enc.push(e.seq, e.ts_ms, e.kind, &e.detail));
+        }
+        assert_eq!(
+            enc.take(),
+            Message::Events {
+                events: events[..3].to_vec()
+            }
+            .encode()
+        );
+    }
+
+    #[test]
+    fn batch_encoder_takes_one_huge_event_and_cuts_its_detail() {
+        let mut enc = BatchEncoder::with_limit(10);
+        assert!(enc.push(1, 2, EventKind::Mount, &[b'y'; MAX_STR + 100]));
+        assert!(!enc.push(2, 2, EventKind::Mount, b"z"), "limit reached");
+        let Ok(Message::Events { events }) = Message::decode(&enc.take()) else {
+            panic!("does not decode");
+        };
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].detail.len(), MAX_STR);
+    }
+
+    #[test]
+    fn batch_counts_that_do_not_match_the_length_are_refused() {
+        let good = Message::Events {
+            events: vec![wire(1, &[b'a'; 30]), wire(2, b"bb"), wire(3, b"")],
+        }
+        .encode();
+        let with_count = |n: u16| {
+            let mut b = good.clone();
+            b[1..3].copy_from_slice(&n.to_be_bytes());
+            b
+        };
+        // Zero events, and counts no body of this length could hold.
+        assert_eq!(Message::decode(&with_count(0)), Err(DecodeError::BadCount));
+        assert_eq!(
+            Message::decode(&with_count(u16::MAX)),
+            Err(DecodeError::BadCount)
+        );
+        assert_eq!(
+            Message::decode(&[23, 0xff, 0xff]),
+            Err(DecodeError::BadCount)
+        );
+        // One more than present (but plausible for the length): the body runs out; one fewer:
+        // bytes are left over.
+        assert_eq!(Message::decode(&with_count(4)), Err(DecodeError::Truncated));
+        assert_eq!(
+            Message::decode(&with_count(2)),
+            Err(DecodeError::TrailingBytes)
+        );
+        // A detail length pointing past the end of the batch.
+        let mut b = good.clone();
+        let first_len = 3 + 17;
+        b[first_len..first_len + 2].copy_from_slice(&500u16.to_be_bytes());
+        assert_eq!(Message::decode(&b), Err(DecodeError::Truncated));
+        // An unknown kind inside the batch.
+        let mut b = good.clone();
+        b[3 + 16] = 99;
+        assert_eq!(Message::decode(&b), Err(DecodeError::UnknownKind(99)));
+        assert_eq!(Message::decode(&good).map(|_| ()), Ok(()));
     }
 
     #[test]
@@ -351,6 +611,16 @@ mod tests {
             detail: vec![],
         }
         .encode();
+        e[17] = 5;
+        assert!(matches!(
+            Message::decode(&e),
+            Ok(Message::Event {
+                kind: EventKind::Device,
+                ..
+            })
+        ));
+        e[17] = 6;
+        assert_eq!(Message::decode(&e), Err(DecodeError::UnknownKind(6)));
         e[17] = 99;
         assert_eq!(Message::decode(&e), Err(DecodeError::UnknownKind(99)));
     }
@@ -361,7 +631,7 @@ mod tests {
         for i in 0..100_000 {
             let mut buf = rng.bytes(i % 80);
             if !buf.is_empty() {
-                buf[0] = [1, 2, 3, 4, 5, 16, 17, 18, 19, 20, 21, 22][i % 12];
+                buf[0] = [1, 2, 3, 4, 5, 16, 17, 18, 19, 20, 21, 22, 23][i % 13];
             }
             let _ = Message::decode(&buf);
         }

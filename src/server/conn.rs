@@ -319,6 +319,11 @@ impl Conn {
         });
     }
 
+    /// Events were read since the last commit.
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
     /// Takes the events read since the last commit.
     pub fn take_pending(&mut self) -> Vec<Pending> {
         std::mem::take(&mut self.pending)

@@ -125,9 +125,10 @@ pub enum Note {
     },
     /// A client finished the session cleanly.
     ClientStopped { client: ClientRecord },
-    /// An event was written to a client's file.
+    /// An event was written to a client's file. `client` is the record as of the end of the
+    /// batch the event came in, shared by that batch's notes (not copied per event).
     Event {
-        client: ClientRecord,
+        client: std::sync::Arc<ClientRecord>,
         seq: u64,
         ts_ms: u64,
         kind: EventKind,
@@ -626,39 +627,16 @@ impl ServerCore {
                         kind,
                         detail,
                     } => {
-                        let mut detail = escape_bytes(&detail);
-                        // Policy hook: the verdict becomes the last field of the stored line.
-                        let verdict = self
-                            .cfg
-                            .policy
-                            .as_ref()
-                            .and_then(|p| policy::judge(p.policy(), kind.as_str(), &detail));
-                        if let Some(v) = &verdict {
-                            detail.push_str(&v.field());
-                        }
-                        match a.registry.accept(&id, seq, kind, &detail, t) {
-                            SeqVerdict::Duplicate => return,
-                            SeqVerdict::Gap { from, to } => {
-                                let text =
-                                    format!("events {from} to {to} never arrived from this client");
-                                let _ = a
-                                    .store
-                                    .append(&id, &storage::server_line(t, "warning", &text));
-                                (self.sink)(Note::Warning(format!("{id}: {text}")));
+                        self.event(i, &id, seq, ts_ms, kind, &detail, t);
+                    }
+                    Message::Events { events } => {
+                        // A batch: each event exactly as if it had come alone; the loop's one
+                        // commit writes them with one write and acknowledges them with one Ack.
+                        for e in events {
+                            if !self.event(i, &id, e.seq, e.ts_ms, e.kind, &e.detail, t) {
+                                return;
                             }
-                            SeqVerdict::InOrder => {}
                         }
-                        if verdict.as_ref().is_some_and(|v| v.is_flagged()) {
-                            a.registry.count_flagged(&id);
-                        }
-                        let line = storage::event_line(ts_ms, seq, kind, &detail);
-                        if let Err(e) = a.store.append(&id, &line) {
-                            a.registry.rollback(&id);
-                            (self.sink)(Note::Warning(format!("cannot open log for {id}: {e}")));
-                            self.conns[i].close();
-                            return;
-                        }
-                        self.conns[i].note_pending(seq, ts_ms, kind, detail);
                     }
                     Message::Heartbeat => a.registry.touch(&id, t),
                     Message::Bye { last_seq } => {
@@ -680,6 +658,57 @@ impl ServerCore {
                 }
             }
         }
+    }
+
+    /// Queues one event of connection `i` for its client's file. Returns false when the
+    /// connection was closed (its file cannot be opened) and the rest of a batch must be dropped.
+    #[allow(clippy::too_many_arguments)]
+    fn event(
+        &mut self,
+        i: usize,
+        id: &ClientId,
+        seq: u64,
+        ts_ms: u64,
+        kind: EventKind,
+        detail: &[u8],
+        t: u64,
+    ) -> bool {
+        let Some(a) = self.active.as_mut() else {
+            return false;
+        };
+        let mut detail = escape_bytes(detail);
+        // Policy hook: the verdict becomes the last field of the stored line.
+        let verdict = self
+            .cfg
+            .policy
+            .as_ref()
+            .and_then(|p| policy::judge(p.policy(), kind.as_str(), &detail));
+        if let Some(v) = &verdict {
+            detail.push_str(&v.field());
+        }
+        match a.registry.accept(id, seq, kind, &detail, t) {
+            SeqVerdict::Duplicate => return true,
+            SeqVerdict::Gap { from, to } => {
+                let text = format!("events {from} to {to} never arrived from this client");
+                let _ = a
+                    .store
+                    .append(id, &storage::server_line(t, "warning", &text));
+                (self.sink)(Note::Warning(format!("{id}: {text}")));
+            }
+            SeqVerdict::InOrder => {}
+        }
+        if verdict.as_ref().is_some_and(|v| v.is_flagged()) {
+            a.registry.count_flagged(id);
+        }
+        let line = storage::event_line(ts_ms, seq, kind, &detail);
+        if let Err(e) = a.store.append(id, &line) {
+            a.registry.rollback(id);
+            (self.sink)(Note::Warning(format!("cannot open log for {id}: {e}")));
+            self.conns[i].close();
+            return false;
+        }
+        self.conns[i].note_pending(seq, ts_ms, kind, detail);
+        true
     }
 
     fn hello(
@@ -766,6 +795,10 @@ impl ServerCore {
             )));
         }
         for c in self.conns.iter_mut() {
+            // Most connections have nothing new in a round: skip them without copying their id.
+            if !c.has_pending() && failed.is_empty() {
+                continue;
+            }
             let Some(id) = c.client().cloned() else {
                 continue;
             };
@@ -780,7 +813,7 @@ impl ServerCore {
                 continue;
             }
             let acked = a.registry.commit(&id);
-            let rec = a.registry.get(&id).cloned();
+            let rec = a.registry.get(&id).cloned().map(std::sync::Arc::new);
             if let Some(rec) = rec {
                 // Export hook: the batch is in the client's file; copy its events out.
                 if self.exporter.is_active() {

@@ -48,7 +48,7 @@ pub struct ClientRecord {
     pub lost_since_ms: Option<u64>,
     /// Network flow events so far.
     pub net_events: u64,
-    /// Mount and unmount events so far.
+    /// Mount, unmount and USB device events so far.
     pub mount_events: u64,
     /// Events the policy flagged so far (always 0 without `--policy`).
     pub flagged_events: u64,
@@ -193,10 +193,14 @@ impl Registry {
         r.queued_seq = seq;
         match kind {
             EventKind::Net => r.net_events += 1,
-            EventKind::Mount | EventKind::Unmount => r.mount_events += 1,
+            EventKind::Mount | EventKind::Unmount | EventKind::Device => r.mount_events += 1,
             EventKind::Status => {}
         }
-        r.last_event = format!("{kind} {detail}");
+        // Reuses the string's room: this runs for every event.
+        r.last_event.clear();
+        r.last_event.push_str(kind.as_str());
+        r.last_event.push(' ');
+        r.last_event.push_str(detail);
         verdict
     }
 

@@ -7,10 +7,10 @@
 //! lost, gaps) have `seq=-` and kind `server` or `warning`.
 
 use crate::event::EventKind;
+use crate::fxhash::FxHashMap;
 pub use crate::protocol::message::instance_hex;
 use crate::protocol::message::{INSTANCE_LEN, parse_instance_hex};
 use crate::timefmt;
-use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, Write};
 use std::net::IpAddr;
@@ -64,13 +64,33 @@ pub fn file_stem(host: &str) -> String {
 
 /// Formats an event line.
 pub fn event_line(ts_ms: u64, seq: u64, kind: EventKind, detail: &str) -> String {
-    format!(
-        "{} seq={} {} {}\n",
-        timefmt::rfc3339_ms(ts_ms),
-        seq,
-        kind,
-        detail
-    )
+    let mut line = String::with_capacity(40 + detail.len());
+    timefmt::push_rfc3339_ms(&mut line, ts_ms);
+    line.push_str(" seq=");
+    push_decimal(&mut line, seq);
+    line.push(' ');
+    line.push_str(kind.as_str());
+    line.push(' ');
+    line.push_str(detail);
+    line.push('\n');
+    line
+}
+
+/// Appends `n` in decimal (what `{n}` prints, without the formatting machinery: this runs for
+/// every event line).
+pub fn push_decimal(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    // ASCII digits only.
+    out.push_str(std::str::from_utf8(&digits[i..]).unwrap_or("0"));
 }
 
 /// Formats a line the server adds on its own (`kind` is `server` or `warning`).
@@ -142,11 +162,34 @@ struct LogFile {
     pending: Vec<u8>,
 }
 
+impl LogFile {
+    /// Writes the queued lines with one write; on failure cuts the file back (see
+    /// [`LogStore::flush`]).
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let before = self.file.seek(std::io::SeekFrom::End(0))?;
+        let result = self
+            .file
+            .write_all(&self.pending)
+            .and_then(|_| self.file.flush());
+        // The buffer keeps its capacity for the next batch.
+        self.pending.clear();
+        if result.is_err() {
+            let _ = self.file.set_len(before);
+        }
+        result
+    }
+}
+
 /// All open log files of one session.
 pub struct LogStore {
     dir: PathBuf,
     header: HeaderInfo,
-    files: HashMap<ClientId, LogFile>,
+    /// Looked up for every event: keyed with the fast [`crate::fxhash`] (its keys belong to
+    /// clients that proved the key).
+    files: FxHashMap<ClientId, LogFile>,
     /// The server's own lines appended since [`LogStore::take_server_lines`], for the exports.
     server_lines: Vec<(ClientId, String)>,
 }
@@ -157,7 +200,7 @@ impl LogStore {
         LogStore {
             dir: dir.to_path_buf(),
             header,
-            files: HashMap::new(),
+            files: FxHashMap::default(),
             server_lines: Vec::new(),
         }
     }
@@ -215,9 +258,15 @@ impl LogStore {
 
     /// Queues a line for the client's file; it reaches the file at the next [`LogStore::flush`].
     pub fn append(&mut self, id: &ClientId, line: &str) -> std::io::Result<()> {
-        self.open(id)?;
-        if let Some(f) = self.files.get_mut(id) {
-            f.pending.extend_from_slice(line.as_bytes());
+        // One lookup for a file already open (every event but a client's first).
+        match self.files.get_mut(id) {
+            Some(f) => f.pending.extend_from_slice(line.as_bytes()),
+            None => {
+                self.open(id)?;
+                if let Some(f) = self.files.get_mut(id) {
+                    f.pending.extend_from_slice(line.as_bytes());
+                }
+            }
         }
         if parse_server_line(line).is_some() {
             self.server_lines.push((id.clone(), line.to_string()));
@@ -234,23 +283,9 @@ impl LogStore {
     /// Writes one client's queued lines. On failure (e.g. disk full) the file is cut back to
     /// its previous length, so it never holds half a batch, and the caller must not acknowledge.
     pub fn flush(&mut self, id: &ClientId) -> std::io::Result<()> {
-        let Some(f) = self.files.get_mut(id) else {
-            return Ok(());
-        };
-        if f.pending.is_empty() {
-            return Ok(());
-        }
-        let before = f.file.seek(std::io::SeekFrom::End(0))?;
-        match f.file.write_all(&f.pending).and_then(|_| f.file.flush()) {
-            Ok(()) => {
-                f.pending.clear();
-                Ok(())
-            }
-            Err(e) => {
-                f.pending.clear();
-                let _ = f.file.set_len(before);
-                Err(e)
-            }
+        match self.files.get_mut(id) {
+            Some(f) => f.flush(),
+            None => Ok(()),
         }
     }
 
@@ -264,9 +299,9 @@ impl LogStore {
 
     /// Writes every client's queued lines, returning the clients whose write failed.
     pub fn flush_all(&mut self) -> Vec<(ClientId, std::io::Error)> {
-        let ids: Vec<ClientId> = self.files.keys().cloned().collect();
-        ids.into_iter()
-            .filter_map(|id| self.flush(&id).err().map(|e| (id, e)))
+        self.files
+            .iter_mut()
+            .filter_map(|(id, f)| f.flush().err().map(|e| (id.clone(), e)))
             .collect()
     }
 
@@ -343,6 +378,15 @@ mod tests {
         assert_eq!(timefmt::rfc3339_ms(r.last_ms), "2026-01-01T00:00:02.500Z");
         assert!(recover_file("# only a header\n").is_none());
         assert!(recover_file("garbage\nmore garbage seq=- server instance=zz\n").is_none());
+    }
+
+    #[test]
+    fn decimals_match_the_formatter() {
+        for n in [0, 7, 10, 99, 100, 12_345, u64::MAX / 3, u64::MAX] {
+            let mut s = String::from("seq=");
+            push_decimal(&mut s, n);
+            assert_eq!(s, format!("seq={n}"));
+        }
     }
 
     #[test]

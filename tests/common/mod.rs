@@ -31,7 +31,9 @@ pub fn temp_dir_named(kind: &str, name: &str) -> PathBuf {
 
 /// A port pair unique to this test process and slot (slots 0..99 per test binary).
 pub fn ports(slot: u16) -> (u16, u16) {
-    let base = 20000 + ((std::process::id() as u16 % 150) * 200) % 20000 + slot * 2;
+    // Below 32768, where Linux hands out ephemeral ports (ip_local_port_range), so a listening
+    // port is never already taken by some outgoing connection.
+    let base = 20000 + (std::process::id() % 60) as u16 * 200 + slot * 2;
     (base, base + 1)
 }
 

@@ -165,7 +165,7 @@ mod tests {
         };
         m.apply(
             Note::Event {
-                client: rec,
+                client: rec.into(),
                 seq: 1,
                 ts_ms: 0,
                 kind: EventKind::Mount,

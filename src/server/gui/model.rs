@@ -681,7 +681,7 @@ impl Model {
                 let line_kind = match kind {
                     _ if flagged => LineKind::Flagged,
                     EventKind::Net => LineKind::Net,
-                    EventKind::Mount | EventKind::Unmount => LineKind::Mount,
+                    EventKind::Mount | EventKind::Unmount | EventKind::Device => LineKind::Mount,
                     EventKind::Status => LineKind::Status,
                 };
                 if flagged {
@@ -954,7 +954,7 @@ mod tests {
 
     fn event(client: ClientRecord, kind: EventKind, detail: &str) -> Note {
         Note::Event {
-            client,
+            client: client.into(),
             seq: 1,
             ts_ms: 5000,
             kind,
@@ -1193,7 +1193,7 @@ mod tests {
         r.last_event = "net a\rb".into();
         m.apply(
             Note::Event {
-                client: r.clone(),
+                client: r.clone().into(),
                 seq: u64::MAX,
                 ts_ms: u64::MAX,
                 kind: EventKind::Net,
