@@ -4,7 +4,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: deps build demo test lint fmt clean gui-screenshot lab-test docs bench deb
+.PHONY: deps build demo test lint fmt clean gui-screenshot report-screenshot lab-test docs bench deb
 
 deps:
 	@bash scripts/install-deps.sh
@@ -42,6 +42,16 @@ lab-test: build
 # loopback clients, one mounting a file system and one killed (root; private Xvfb).
 gui-screenshot: deps
 	$(CARGO) test --test gui -- --ignored screenshot_for_the_readme
+
+# Regenerates the README's docs/report.png: `proctor report` on the recorded session in
+# tests/data, drawn by headless Chromium (the page is written under target/, not tests/data).
+report-screenshot: build
+	mkdir -p target/report-screenshot
+	./target/debug/proctor report -q -o target/report-screenshot/report.html tests/data/session-2026-report >/dev/null
+	chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --force-device-scale-factor=1 \
+	  --user-data-dir=target/report-screenshot/profile --window-size=1280,1640 \
+	  --screenshot=docs/report.png file://$(CURDIR)/target/report-screenshot/report.html 2>/dev/null
+	@echo "wrote docs/report.png"
 
 # Benchmarks against rsyslog, tcpdump and 500 ms mount polling (root; ~20 min on 2 cores);
 # writes BENCHMARKS.md. Not part of `make test`. Some stages only:

@@ -21,7 +21,8 @@ command -v apt-get >/dev/null || { echo "install-deps: only apt (Debian/Ubuntu) 
 
 PKGS="g++ make pkg-config libpcap-dev libx11-dev libxext-dev libxft-dev libxinerama-dev libxcursor-dev
   libxrender-dev libxfixes-dev libpango1.0-dev libcairo2-dev libfontconfig1-dev libgl1-mesa-dev libglu1-mesa-dev
-  xvfb xauth x11-utils xdotool imagemagick tcpdump iproute2 iptables util-linux procps"
+  xvfb xauth x11-utils xdotool imagemagick tcpdump iproute2 iptables util-linux procps
+  chromium"
 
 # Packages that ship a system daemon, needed only for their programs: rsyslog (tests/export.rs
 # runs a private rsyslogd on loopback) and systemd (systemd-analyze verifies the units in dist/;
@@ -29,6 +30,8 @@ PKGS="g++ make pkg-config libpcap-dev libx11-dev libxext-dev libxft-dev libxiner
 # installed without starting their services (see install_quietly), as scripts/install-bench-deps.sh
 # does for rsyslog.
 DAEMON_PKGS="rsyslog systemd"
+# chromium (in PKGS): tests/report.rs renders the session report in headless Chromium, and
+# `make report-screenshot` draws docs/report.png with it.
 
 cmake_ok() {
   command -v cmake >/dev/null || return 1

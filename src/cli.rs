@@ -53,6 +53,9 @@ pub enum Command {
     Client(ClientArgs),
     /// Print the network events the client would report for a capture file (pcap or pcapng).
     Inspect(InspectArgs),
+    /// Write a self-contained HTML report of a session from its log directory (flagged events,
+    /// counts, connection gaps, full logs), and print a summary.
+    Report(ReportArgs),
     /// Install the systemd unit for the client (lab PCs) or the headless server, with this
     /// machine's paths, then enable and start it (needs root).
     #[command(name = "install-service")]
@@ -321,6 +324,21 @@ pub struct InspectArgs {
     /// The capture file (pcap or pcapng).
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
+}
+
+/// `proctor report`.
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// The session's log directory: one of the directories the server creates under its --logs
+    /// directory (e.g. server_logs/2026-11-26T14-09-42Z). Only the files are needed, so it can
+    /// be a copy on another machine.
+    #[arg(value_name = "SESSION_DIR")]
+    pub session_dir: PathBuf,
+    /// Where to write the HTML report. Default: report.html inside SESSION_DIR. Progress goes
+    /// to standard error (a live files/bytes line on a terminal, otherwise one closing line);
+    /// the global -q silences it.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 /// Hidden `__loadgen` arguments (benchmarks).

@@ -11,6 +11,7 @@
 //! - [`filter`]: pure packet decoding and the selection rule; [`flows`]: per-flow reporting;
 //!   [`fxhash`]: the fast hasher of its flow table.
 //! - [`inspect`]: offline replay of a capture through the same decoder.
+//! - [`report`]: the after-the-fact HTML report of a session's log directory.
 //! - [`loadgen`]: simulated lab PCs for benchmarks.
 //! - [`policy`]: the invigilator's allow-lists and the ok/flagged verdict of each event.
 //! - [`server`]: the headless core (poll loop, sessions, storage, registry) and its front ends.
@@ -39,6 +40,7 @@ pub mod netif;
 pub mod policy;
 pub mod poll;
 pub mod protocol;
+pub mod report;
 pub mod server;
 pub mod service;
 pub mod signing;

@@ -15,6 +15,7 @@ fn main() {
         Command::Server(a) => proctor::server::run(a),
         Command::Client(a) => proctor::client::run(a),
         Command::Inspect(a) => proctor::inspect::run(a),
+        Command::Report(a) => proctor::report::run(a, cli.global.quiet),
         Command::InstallService(a) => proctor::service::run(a, cli.global.config.as_deref()),
         Command::CaptureWorker(a) => proctor::client::capture::run_worker(a),
         Command::MountWorker => proctor::client::mounts::run_worker(),

@@ -430,8 +430,8 @@ fn generated_man_pages_and_completions_cover_every_public_subcommand_and_option(
         }
     }
     assert_eq!(
-        public, 5,
-        "keygen, server, client, inspect, install-service"
+        public, 6,
+        "keygen, server, client, inspect, report, install-service"
     );
     // The options added for issue 7 are documented.
     let server = unroff(&read("man/proctor-server.1"));
