@@ -105,6 +105,20 @@ impl Event {
         format!("{}\t{}\t{}\n", self.kind, self.ts_ms, escape(&self.detail))
     }
 
+    /// Writes `batch` to a worker's pipe as worker lines in one write, then flushes, so the
+    /// client reads a burst (a mount's baseline, a rescan's devices) in one go.
+    pub fn write_worker_lines(
+        out: &mut dyn std::io::Write,
+        batch: &[Event],
+    ) -> std::io::Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let text: String = batch.iter().map(Event::to_worker_line).collect();
+        out.write_all(text.as_bytes())?;
+        out.flush()
+    }
+
     /// Parses a line written by [`Event::to_worker_line`] (with or without its newline).
     /// Anything malformed gives `None`: a broken worker must not break the client.
     pub fn parse_worker_line(line: &str) -> Option<Event> {

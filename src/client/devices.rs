@@ -497,7 +497,7 @@ pub fn run_loop(
                     ),
                 ));
             }
-            write_batch(out, &batch)?;
+            Event::write_worker_lines(out, &batch)?;
         }
         let timeout = next_scan
             .saturating_duration_since(Instant::now())
@@ -514,22 +514,13 @@ pub fn run_loop(
         };
         if let Some(msg) = broken.take() {
             notifications = false;
-            write_batch(out, &[Event::now(EventKind::Status, msg)])?;
+            Event::write_worker_lines(out, &[Event::now(EventKind::Status, msg)])?;
         }
         if woke {
             next_scan = next_scan.min(Instant::now() + SETTLE);
         }
     }
     Ok(())
-}
-
-fn write_batch(out: &mut dyn Write, batch: &[Event]) -> io::Result<()> {
-    if batch.is_empty() {
-        return Ok(());
-    }
-    let text: String = batch.iter().map(Event::to_worker_line).collect();
-    out.write_all(text.as_bytes())?;
-    out.flush()
 }
 
 /// Runs the hidden `__device-worker` subcommand: watches `<sysfs>/bus/usb/devices` and writes
@@ -561,8 +552,8 @@ pub fn run_worker(args: &crate::cli::DeviceWorkerArgs) -> crate::error::Result<(
         .map(|n| Event::now(EventKind::Status, n))
         .collect();
     let sysfs: PathBuf = args.sysfs.clone();
-    let result =
-        write_batch(&mut out, &notes).and_then(|()| run_loop(&sysfs, &mut *wake, &mut out, &stop));
+    let result = Event::write_worker_lines(&mut out, &notes)
+        .and_then(|()| run_loop(&sysfs, &mut *wake, &mut out, &stop));
     match result {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),

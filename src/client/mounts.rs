@@ -334,16 +334,6 @@ pub fn format_size(bytes: u64) -> String {
     format!("{v:.1}{}", UNITS[unit])
 }
 
-/// Writes a batch of events as worker lines and flushes once.
-fn write_batch(out: &mut dyn Write, batch: &[Event]) -> io::Result<()> {
-    if batch.is_empty() {
-        return Ok(());
-    }
-    let text: String = batch.iter().map(Event::to_worker_line).collect();
-    out.write_all(text.as_bytes())?;
-    out.flush()
-}
-
 /// Sleeps for `d`, in short slices, returning early once `stop` is set.
 fn sleep_unless_stopped(d: Duration, stop: &AtomicBool) {
     let end = Instant::now() + d;
@@ -383,7 +373,7 @@ pub fn run_loop(
             if failing.as_deref() == Some(msg.as_str()) {
                 return Ok(());
             }
-            let r = write_batch(out, &[Event::now(EventKind::Status, msg.clone())]);
+            let r = Event::write_worker_lines(out, &[Event::now(EventKind::Status, msg.clone())]);
             *failing = Some(msg);
             r
         };
@@ -431,7 +421,7 @@ pub fn run_loop(
             }
         }
         known = Some(table);
-        write_batch(out, &batch)?;
+        Event::write_worker_lines(out, &batch)?;
         // Wait for the next change in short slices so a stop request is seen promptly.
         loop {
             if stop.load(Ordering::SeqCst) {
