@@ -15,8 +15,21 @@ use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
-/// Most bytes read from one connection per loop round, so one busy client cannot starve others.
-const READ_BUDGET: usize = 256 * 1024;
+/// Bytes read from all ready connections together in one loop round, shared out by
+/// [`read_budget`]: everything read in a round is held (raw, then as lines) until the round's
+/// commit, so this bounds the server's memory at 1,000 busy clients, not only one client's share.
+pub const ROUND_READ_BUDGET: usize = 16 * 1024 * 1024;
+/// Least a ready connection may read per round: one whole largest frame, so every round moves
+/// every busy client forward.
+pub const MIN_READ_BUDGET: usize = 64 * 1024;
+/// Most one connection reads per round, so one busy client cannot starve others.
+pub const MAX_READ_BUDGET: usize = 256 * 1024;
+
+/// The bytes each of `ready` readable connections may read this round: an equal share of
+/// [`ROUND_READ_BUDGET`], between [`MIN_READ_BUDGET`] and [`MAX_READ_BUDGET`].
+pub fn read_budget(ready: usize) -> usize {
+    (ROUND_READ_BUDGET / ready.max(1)).clamp(MIN_READ_BUDGET, MAX_READ_BUDGET)
+}
 /// Most unsent bytes held for a peer that does not read; beyond it the connection is closed.
 const MAX_OUT: usize = 4 * 1024 * 1024;
 
@@ -133,17 +146,18 @@ impl Conn {
         !self.out.is_empty()
     }
 
-    /// Reads what the socket has and advances the protocol, returning what the core must act on.
+    /// Reads what the socket has, up to `budget` bytes (see [`read_budget`]), and advances the
+    /// protocol, returning what the core must act on.
     pub fn read_in(
         &mut self,
         key: &Key,
         signer: Option<&ServerSigner>,
         session: Option<SessionId>,
         now: Instant,
+        mut budget: usize,
     ) -> Vec<Input> {
         let mut inputs = Vec::new();
         let mut buf = [0u8; 16 * 1024];
-        let mut budget = READ_BUDGET;
         while budget > 0 && !self.closed {
             match self.stream.read(&mut buf) {
                 Ok(0) => {
@@ -386,5 +400,19 @@ impl Conn {
     /// Time since we last sent something.
     pub fn idle_tx_for(&self, now: Instant) -> Duration {
         now.saturating_duration_since(self.last_tx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_round_shares_its_read_budget_within_bounds() {
+        assert_eq!(read_budget(0), MAX_READ_BUDGET);
+        assert_eq!(read_budget(1), MAX_READ_BUDGET);
+        assert_eq!(read_budget(100), ROUND_READ_BUDGET / 100);
+        assert_eq!(read_budget(1_000), MIN_READ_BUDGET);
+        assert!(read_budget(1_000) * 1_000 <= 4 * ROUND_READ_BUDGET);
     }
 }

@@ -4,7 +4,7 @@
 //! happened through [`Note`]s. Front ends drive it only through [`CoreHandle`] commands.
 
 use super::announcer::Announcer;
-use super::conn::{Conn, Input};
+use super::conn::{self, Conn, Input};
 use super::export::{ExportConfig, ExportEvent, Exporter};
 use super::registry::{ClientRecord, Registry, SeqVerdict};
 use super::session::Session;
@@ -346,10 +346,14 @@ impl ServerCore {
             if set.revents(listen_i) != 0 {
                 self.accept_all(now);
             }
+            let ready = (0..self.conns.len())
+                .filter(|&i| set.revents(first_conn + i) & (poll::IN | poll::ERR_OR_HUP) != 0)
+                .count();
+            let budget = conn::read_budget(ready);
             for i in 0..self.conns.len() {
                 let rev = set.revents(first_conn + i);
                 if rev != 0 {
-                    self.service(i, rev, now);
+                    self.service(i, rev, now, budget);
                 }
             }
             self.commit_writes();
@@ -586,7 +590,7 @@ impl ServerCore {
         }
     }
 
-    fn service(&mut self, i: usize, rev: i16, now: Instant) {
+    fn service(&mut self, i: usize, rev: i16, now: Instant, budget: usize) {
         if rev & poll::OUT != 0 {
             self.conns[i].write_out();
         }
@@ -595,7 +599,7 @@ impl ServerCore {
         }
         let session = self.active.as_ref().map(|a| a.session.id);
         let signer = self.cfg.signer.as_deref();
-        let inputs = self.conns[i].read_in(&self.cfg.key, signer, session, now);
+        let inputs = self.conns[i].read_in(&self.cfg.key, signer, session, now, budget);
         for input in inputs {
             self.handle_input(i, input, now);
         }

@@ -123,6 +123,9 @@ impl LineBuffer {
     }
 }
 
+/// Notes waiting for the printer at most (see [`run`]).
+const PRINT_QUEUE: usize = 16 * 1024;
+
 /// Bytes gathered before they are written even if more notes are waiting.
 const PRINT_CHUNK: usize = 64 * 1024;
 
@@ -168,7 +171,10 @@ pub fn run(cfg: CoreConfig, stop_after: Option<Duration>) -> Result<()> {
         .policy
         .as_ref()
         .map(|p| format!("policy {}: {}", p.path().display(), p.policy().summary()));
-    let (tx, rx) = std::sync::mpsc::channel();
+    // Bounded: when the terminal (or whatever reads stdout) is slower than the clients, the
+    // loop waits for the printer instead of queueing every event in memory; clients keep their
+    // events in their spools until the server catches up and acknowledges them.
+    let (tx, rx) = std::sync::mpsc::sync_channel(PRINT_QUEUE);
     let sink = Box::new(move |note: Note| {
         if let Note::PolicyFailed { .. } = note
             && let Some(line) = note_line(&note)
