@@ -124,7 +124,7 @@ impl LineBuffer {
 }
 
 /// Notes waiting for the printer at most (see [`run`]).
-const PRINT_QUEUE: usize = 16 * 1024;
+const PRINT_QUEUE: usize = 256 * 1024;
 
 /// Bytes gathered before they are written even if more notes are waiting.
 const PRINT_CHUNK: usize = 64 * 1024;
