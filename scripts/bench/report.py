@@ -254,8 +254,8 @@ def main():
             "- **proctor**: `proctor server --headless --logs /tmp/... --broadcast 127.255.255.255`, stdout to "
             "**/dev/null** (headless prints every event line too; the session id is read from "
             "`<logs>/.running-session`, the same id as the `session <hex> started` line), fed by "
-            "`proctor __loadgen -c C -n N` (real handshake, one ChaCha20-Poly1305 sealed frame per event, up to "
-            "4096 unacknowledged events per connection). events/s is loadgen's figure: from the moment all C "
+            "`proctor __loadgen -c C -n N` (real handshake, events batched into ChaCha20-Poly1305 sealed frames of up to 64 KiB, "
+            "up to 4096 unacknowledged events per connection). events/s is loadgen's figure: from the moment all C "
             "connections are up until the server has acknowledged (= written and flushed to its file) every event. "
             "One file per connection (host `pcNNNN`).\n"
             + (f"- **Rounds** (C > 1, this older run): the events were sent as {R} consecutive loadgen runs of 1/{R} of "
@@ -341,8 +341,9 @@ def main():
                "capture and the client daemon (a flow is created, seen and reported), rsyslog's starts with a ready-made "
                "log line on an open connection. With 500 samples p99 is the 5th largest value, so it moves by a few tenths "
                "of a millisecond from run to run on this shared machine; compare several runs before concluding. "
-               "`proctor __loadgen` cannot pace events or stamp them with a send time yet, "
-               "so proctor's pure transport latency (event created in the client -> file) is not measured in this step.\n"]
+               "proctor's pure transport latency (event created in the client -> file, without capture) could be measured "
+               "with `proctor __loadgen --rate R --stamp` (it paces events and stamps each with its send time); this stage "
+               "does not do that yet.\n"]
         sections.append("\n".join(sec))
         if lp and lr and "ms" in lp and "ms" in lr and lp["ms"].get("p99") is not None and lr["ms"].get("p99") is not None:
             summary.append(("event latency p99 (100/s)", f"{lp['ms']['p99']:.2f} ms", f"{lr['ms']['p99']:.2f} ms (rsyslog)",
