@@ -38,6 +38,20 @@ fn log_line(dir: &Path, needle: &str) -> String {
     found.unwrap()
 }
 
+/// Sends one datagram from a fresh socket to each of `ports` on 127.0.0.1 (a new flow each) and
+/// returns the log line of each flow, in order.
+fn flow_lines(dir: &Path, ports: &[u16]) -> Vec<String> {
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let sp = sock.local_addr().unwrap().port();
+    for &p in ports {
+        sock.send_to(b"probe", ("127.0.0.1", p)).unwrap();
+    }
+    ports
+        .iter()
+        .map(|p| log_line(dir, &format!("new udp 127.0.0.1:{sp} -> 127.0.0.1:{p}")))
+        .collect()
+}
+
 #[test]
 fn a_bad_policy_stops_the_server_with_the_line_and_exit_2() {
     let dir = temp_dir("policy-bad");
@@ -106,19 +120,8 @@ fn events_are_judged_and_a_changed_policy_judges_the_next_event() {
     assert!(wait_until(secs(10), || all_logs(&dir).contains("baseline complete")));
 
     // One allowed and one disallowed flow, and a tmpfs mount the first policy does not allow.
-    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let sp = sock.local_addr().unwrap().port();
-    sock.send_to(b"ok", ("127.0.0.1", allowed)).unwrap();
-    sock.send_to(b"no", ("127.0.0.1", denied)).unwrap();
-    let ok_line = log_line(
-        &dir,
-        &format!("new udp 127.0.0.1:{sp} -> 127.0.0.1:{allowed}"),
-    );
+    let [ok_line, bad_line]: [String; 2] = flow_lines(&dir, &[allowed, denied]).try_into().unwrap();
     assert!(ok_line.ends_with(" verdict=ok"), "{ok_line}");
-    let bad_line = log_line(
-        &dir,
-        &format!("new udp 127.0.0.1:{sp} -> 127.0.0.1:{denied}"),
-    );
     assert!(
         bad_line.ends_with(&format!(
             " verdict=flagged why=\"destination 127.0.0.1:{denied} (udp) not allowed\""
@@ -158,13 +161,7 @@ fn events_are_judged_and_a_changed_policy_judges_the_next_event() {
     );
     assert!(wait_until(secs(5), || all_logs(&dir)
         .contains("seq=- server policy reloaded from")));
-    let sock2 = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let sp2 = sock2.local_addr().unwrap().port();
-    sock2.send_to(b"now ok", ("127.0.0.1", later)).unwrap();
-    let l = log_line(
-        &dir,
-        &format!("new udp 127.0.0.1:{sp2} -> 127.0.0.1:{later}"),
-    );
+    let l = flow_lines(&dir, &[later]).remove(0);
     assert!(l.ends_with(" verdict=ok"), "{l}");
     let mut mnt = TmpfsMount::mount(&mnt_path, "policy-stick2");
     let m = log_line(
@@ -193,20 +190,9 @@ fn events_are_judged_and_a_changed_policy_judges_the_next_event() {
     );
     assert!(wait_until(secs(5), || all_logs(&dir)
         .contains("seq=- warning policy reload failed")));
-    let sock3 = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let sp3 = sock3.local_addr().unwrap().port();
-    sock3.send_to(b"x", ("127.0.0.1", later)).unwrap();
-    sock3.send_to(b"y", ("127.0.0.1", never)).unwrap();
-    let l = log_line(
-        &dir,
-        &format!("new udp 127.0.0.1:{sp3} -> 127.0.0.1:{later}"),
-    );
+    let [l, l_never]: [String; 2] = flow_lines(&dir, &[later, never]).try_into().unwrap();
     assert!(l.ends_with(" verdict=ok"), "still the second policy: {l}");
-    let l = log_line(
-        &dir,
-        &format!("new udp 127.0.0.1:{sp3} -> 127.0.0.1:{never}"),
-    );
-    assert!(l.contains(" verdict=flagged why="), "{l}");
+    assert!(l_never.contains(" verdict=flagged why="), "{l_never}");
 
     // Fixed again: reloaded by itself.
     std::fs::write(&pol, policy_text(&[allowed, later, never], true)).unwrap();
@@ -234,13 +220,7 @@ fn events_are_judged_and_a_changed_policy_judges_the_next_event() {
         .unwrap();
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(reloads(&srv), 2, "no reload without a visible change");
-    let sock4 = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let sp4 = sock4.local_addr().unwrap().port();
-    sock4.send_to(b"x", ("127.0.0.1", extra)).unwrap();
-    let l = log_line(
-        &dir,
-        &format!("new udp 127.0.0.1:{sp4} -> 127.0.0.1:{extra}"),
-    );
+    let l = flow_lines(&dir, &[extra]).remove(0);
     assert!(l.contains(" verdict=flagged why="), "not reloaded yet: {l}");
     srv.signal(libc::SIGHUP);
     assert!(
@@ -249,13 +229,7 @@ fn events_are_judged_and_a_changed_policy_judges_the_next_event() {
         srv.output()
     );
     srv.assert_healthy("server after SIGHUP");
-    let sock5 = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let sp5 = sock5.local_addr().unwrap().port();
-    sock5.send_to(b"x", ("127.0.0.1", extra)).unwrap();
-    let l = log_line(
-        &dir,
-        &format!("new udp 127.0.0.1:{sp5} -> 127.0.0.1:{extra}"),
-    );
+    let l = flow_lines(&dir, &[extra]).remove(0);
     assert!(
         l.ends_with(" verdict=ok"),
         "judged by the file read on SIGHUP: {l}"
